@@ -1,0 +1,311 @@
+/* exec.c - the executor: places a recorded graph's tensors in its arena (memory planning), runs
+ * forward, and runs reverse-mode autodiff.
+ *
+ * Planning. With gradients on, every activation is kept for backward, so forward buffers are
+ * placed one after another, then one region holds all activation gradients (zeroed by one memset
+ * before backward). With gradients off (inference), a buffer is released once its last reader
+ * has run and the next buffer takes the lowest gap that fits (first fit), which is what keeps
+ * inference memory near the peak of live activations. Either way the arena is one block that only
+ * grows, so a steady-state training step never calls the allocator. */
+#include "ops/ops_int.h"
+
+#include <math.h>
+#include <stdio.h>
+
+#define ALIGN_BYTES 64
+
+static size_t align_up(size_t x) {
+    return (x + ALIGN_BYTES - 1) & ~(size_t)(ALIGN_BYTES - 1);
+}
+
+/* The node whose buffer an alias node views (follows chains of views). */
+static nas_node *storage_root(nas_node *n) {
+    while (nas_op_get(n->op)->alias) {
+        n = n->src[0];
+    }
+    return n;
+}
+
+static int owns_buffer(const nas_node *n) {
+    return n->op != NAS_OP_INPUT && n->op != NAS_OP_PARAM && n->op != NAS_OP_LABELS &&
+           !nas_op_get(n->op)->alias;
+}
+
+static size_t data_bytes(const nas_node *n) {
+    return align_up((size_t)n->numel * sizeof(float)) + align_up(n->aux_bytes);
+}
+
+/* requires_grad and last_use for every node. */
+static void mark_nodes(nas_graph *g) {
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        nas_node *n = nas_graph_node(g, i);
+        n->last_use = i;
+        if (n->op == NAS_OP_PARAM) {
+            n->requires_grad = g->grad_enabled &&
+                               (n->params->entries[n->pid].flags & NAS_PARAM_BUFFER) == 0;
+        } else if (n->op == NAS_OP_INPUT) {
+            n->requires_grad = n->requires_grad && g->grad_enabled;
+        } else if (n->op != NAS_OP_LABELS) {
+            n->requires_grad = 0;
+            for (int s = 0; s < n->n_src; s++) {
+                n->requires_grad |= n->src[s]->requires_grad;
+            }
+            n->requires_grad &= (uint8_t)g->grad_enabled;
+        }
+        for (int s = 0; s < n->n_src; s++) {
+            nas_node *root = storage_root(n->src[s]);
+            root->last_use = nas_max_i64(root->last_use, i);
+        }
+    }
+    /* Outputs nobody reads stay live to the end. */
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        nas_node *n = nas_graph_node(g, i);
+        if (n->last_use == i) {
+            storage_root(n)->last_use = g->n_nodes;
+        }
+    }
+}
+
+typedef struct live_block {
+    size_t begin, end;
+    int64_t last_use;
+} live_block;
+
+/* First-fit placement with release after last use. `blocks` has room for n_nodes entries.
+ * Returns the high-water mark; *live_peak gets the largest sum of live bytes. */
+static size_t place_inference(nas_graph *g, live_block *blocks, size_t *offsets, size_t *live_peak) {
+    int64_t n_live = 0;
+    size_t high = 0, live = 0;
+    *live_peak = 0;
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        nas_node *n = nas_graph_node(g, i);
+        /* release buffers whose last reader ran before node i */
+        int64_t kept = 0;
+        for (int64_t b = 0; b < n_live; b++) {
+            if (blocks[b].last_use >= i) {
+                blocks[kept++] = blocks[b];
+            } else {
+                live -= blocks[b].end - blocks[b].begin;
+            }
+        }
+        n_live = kept;
+        if (!owns_buffer(n)) {
+            continue;
+        }
+        const size_t size = data_bytes(n);
+        /* blocks are kept sorted by begin: find the first gap that fits */
+        size_t at = 0;
+        int64_t pos = 0;
+        for (; pos < n_live; pos++) {
+            if (blocks[pos].begin >= at + size) {
+                break;
+            }
+            at = blocks[pos].end > at ? blocks[pos].end : at;
+        }
+        for (int64_t b = n_live; b > pos; b--) {
+            blocks[b] = blocks[b - 1];
+        }
+        blocks[pos] = (live_block){at, at + size, n->last_use};
+        n_live++;
+        offsets[i] = at;
+        live += size;
+        high = at + size > high ? at + size : high;
+        *live_peak = live > *live_peak ? live : *live_peak;
+    }
+    return high;
+}
+
+static nas_status ensure_arena(nas_graph *g, size_t bytes) {
+    if (bytes <= g->arena_cap) {
+        return NAS_OK;
+    }
+    nas_free(g->ctx, g->arena, g->arena_cap);
+    g->arena_cap = 0;
+    g->arena = nas_malloc(g->ctx, bytes);
+    if (g->arena == NULL) {
+        return NAS_ERR_NOMEM;
+    }
+    g->arena_cap = bytes;
+    return NAS_OK;
+}
+
+/* Point views and parameter leaves at their storage (cheap; done before every forward because
+ * inputs and parameter blocks may move between runs). */
+static void bind_views(nas_graph *g) {
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        nas_node *n = nas_graph_node(g, i);
+        if (n->op == NAS_OP_PARAM) {
+            const nas_param_entry *e = &n->params->entries[n->pid];
+            n->data = n->params->data + e->offset;
+            n->grad = n->requires_grad ? n->params->grad + e->offset : NULL;
+        } else if (nas_op_get(n->op)->alias) {
+            n->data = n->src[0]->data + n->alias_offset;
+            n->grad = n->src[0]->grad != NULL ? n->src[0]->grad + n->alias_offset : NULL;
+        }
+    }
+}
+
+static nas_status plan(nas_graph *g) {
+    mark_nodes(g);
+    size_t *offsets = nas_graph_scratch(g, (size_t)g->n_nodes * (sizeof(size_t) + sizeof(live_block)));
+    if (offsets == NULL) {
+        return NAS_ERR_NOMEM;
+    }
+    size_t total = 0;
+    if (g->grad_enabled) {
+        for (int64_t i = 0; i < g->n_nodes; i++) {
+            nas_node *n = nas_graph_node(g, i);
+            if (owns_buffer(n)) {
+                offsets[i] = total;
+                total += data_bytes(n);
+            }
+        }
+        g->grad_begin = total;
+        for (int64_t i = 0; i < g->n_nodes; i++) {
+            nas_node *n = nas_graph_node(g, i);
+            const int own_grad = n->requires_grad && n->op != NAS_OP_PARAM && !nas_op_get(n->op)->alias;
+            if (own_grad) {
+                total += align_up((size_t)n->numel * sizeof(float));
+            }
+        }
+        g->grad_end = total;
+    } else {
+        size_t live_peak;
+        total = place_inference(g, (live_block *)(offsets + g->n_nodes), offsets, &live_peak);
+        g->grad_begin = g->grad_end = total;
+    }
+    if (ensure_arena(g, total) != NAS_OK) {
+        return nas_fail(g->ctx, NAS_ERR_NOMEM, "graph: out of memory for a %zu-byte arena", total);
+    }
+    size_t grad_at = g->grad_begin;
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        nas_node *n = nas_graph_node(g, i);
+        if (owns_buffer(n)) {
+            n->data = (float *)(g->arena + offsets[i]);
+            n->aux = n->aux_bytes ? g->arena + offsets[i] + align_up((size_t)n->numel * sizeof(float))
+                                  : NULL;
+        }
+        if (n->op == NAS_OP_INPUT || owns_buffer(n)) {
+            n->grad = NULL;
+            if (n->requires_grad) {
+                n->grad = (float *)(g->arena + grad_at);
+                grad_at += align_up((size_t)n->numel * sizeof(float));
+            }
+        }
+    }
+    g->planned = 1;
+    return NAS_OK;
+}
+
+nas_status nas_graph_forward(nas_graph *g) {
+    if (g->status != NAS_OK) {
+        return nas_fail(g->ctx, g->status, "graph has a build error: %s", nas_errmsg(g->ctx));
+    }
+    if (!g->planned) {
+        const nas_status st = plan(g);
+        if (st != NAS_OK) {
+            return st;
+        }
+    }
+    bind_views(g);
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        nas_node *n = nas_graph_node(g, i);
+        if (n->op == NAS_OP_INPUT && n->data == NULL) {
+            return nas_fail(g->ctx, NAS_ERR_STATE, "forward: input node %lld has no data",
+                            (long long)i);
+        }
+        const nas_op_desc *d = nas_op_get(n->op);
+        if (d->forward != NULL && !d->alias) {
+            const nas_status st = d->forward(g, n);
+            if (st != NAS_OK) {
+                return st;
+            }
+        }
+    }
+    g->step++;
+    return NAS_OK;
+}
+
+static nas_status run_backward(nas_graph *g, nas_node *from) {
+    for (int64_t i = from->index; i >= 0; i--) {
+        nas_node *n = nas_graph_node(g, i);
+        const nas_op_desc *d = nas_op_get(n->op);
+        if (n->requires_grad && n->grad != NULL && d->backward != NULL && !d->alias) {
+            d->backward(g, n);
+        }
+    }
+    return NAS_OK;
+}
+
+static nas_status backward_prepare(nas_graph *g, nas_node *t) {
+    if (!g->planned || t == NULL) {
+        return nas_fail(g->ctx, NAS_ERR_STATE, "backward: run forward first");
+    }
+    if (!g->grad_enabled) {
+        return nas_fail(g->ctx, NAS_ERR_STATE, "backward: gradients are disabled on this graph");
+    }
+    if (!t->requires_grad || t->grad == NULL) {
+        return nas_fail(g->ctx, NAS_ERR_STATE,
+                        "backward: the %s output does not depend on any parameter or input "
+                        "that needs a gradient", nas_op_get(t->op)->name);
+    }
+    memset(g->arena + g->grad_begin, 0, g->grad_end - g->grad_begin);
+    return NAS_OK;
+}
+
+nas_status nas_graph_backward(nas_graph *g, nas_tensor *loss) {
+    if (loss == NULL || loss->numel != 1) {
+        return nas_fail(g->ctx, NAS_ERR_ARG, "backward: the loss must be a tensor of one element");
+    }
+    nas_status st = backward_prepare(g, loss);
+    if (st != NAS_OK) {
+        return st;
+    }
+    if (!isfinite(loss->data[0])) {
+        return nas_fail(g->ctx, NAS_ERR_NUMERIC, "backward: the loss (%s) is %g",
+                        nas_op_get(loss->op)->name, (double)loss->data[0]);
+    }
+    loss->grad[0] = 1.0f;
+    return run_backward(g, loss);
+}
+
+nas_status nas_graph_backward_from(nas_graph *g, nas_tensor *t, const float *seed) {
+    if (t == NULL || seed == NULL) {
+        return nas_fail(g->ctx, NAS_ERR_ARG, "backward_from: NULL tensor or seed");
+    }
+    nas_status st = backward_prepare(g, t);
+    if (st != NAS_OK) {
+        return st;
+    }
+    memcpy(t->grad, seed, (size_t)t->numel * sizeof(float));
+    return run_backward(g, t);
+}
+
+int64_t nas_graph_macs(const nas_graph *g) {
+    int64_t macs = 0;
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        const nas_node *n = nas_graph_node(g, i);
+        const nas_op_desc *d = nas_op_get(n->op);
+        if (d->macs != NULL) {
+            macs += d->macs(n);
+        }
+    }
+    return macs;
+}
+
+size_t nas_graph_activation_peak(nas_graph *g) {
+    if (g->status != NAS_OK || g->n_nodes == 0) {
+        return 0;
+    }
+    const int saved = g->grad_enabled;
+    g->grad_enabled = 0;
+    mark_nodes(g);
+    size_t peak = 0;
+    size_t *offsets = nas_graph_scratch(g, (size_t)g->n_nodes * (sizeof(size_t) + sizeof(live_block)));
+    if (offsets != NULL) {
+        place_inference(g, (live_block *)(offsets + g->n_nodes), offsets, &peak);
+    }
+    g->grad_enabled = saved;
+    g->planned = 0;
+    return peak;
+}

@@ -1,0 +1,17 @@
+/* cli_int.h - shared by the command files of the program: the command table entry and the
+ * option helpers. Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input,
+ * 3 training diverged (NaN/inf loss). */
+#ifndef NAS_CLI_INT_H
+#define NAS_CLI_INT_H
+
+#include "nascent.h"
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the command name */
+} cli_command;
+
+int cmd_help(int argc, char **argv);
+
+#endif

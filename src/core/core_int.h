@@ -1,0 +1,80 @@
+/* core_int.h - internals of the core module shared by every module above it: the context
+ * layout, argument checks and OpenMP helpers. Nothing here is public API. */
+#ifndef NAS_CORE_INT_H
+#define NAS_CORE_INT_H
+
+#include "nascent.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <string.h>
+
+#define NAS_ERRMSG_MAX 1024
+
+struct nas_ctx {
+    nas_alloc_fn alloc; /* every allocation of the library goes through here */
+    void *alloc_user;
+    nas_status last_status;
+    char errmsg[NAS_ERRMSG_MAX];
+    void *backend;      /* the conv backend's cache (oneDNN engine, primitives); owned */
+    void (*backend_free)(nas_ctx *ctx, void *backend);
+};
+
+/* Return NAS_ERR_ARG with a message naming the failed condition and function. */
+#define NAS_CHECK_ARG(ctx, cond)                                                                   \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return nas_fail((ctx), NAS_ERR_ARG, "%s: bad argument: %s", __func__, #cond);          \
+    } while (0)
+
+nas_status nas_vfail(nas_ctx *ctx, nas_status code, const char *fmt, va_list ap);
+
+/* OpenMP: parallel loops only when compiled with OpenMP. Reductions are done per thread into
+ * fixed slots and combined in thread order, so results depend only on the thread count. */
+#ifdef _OPENMP
+#include <omp.h>
+#define NAS_OMP_FOR        _Pragma("omp parallel for schedule(static)")
+#define NAS_OMP_FOR_COLLAPSE2 _Pragma("omp parallel for collapse(2) schedule(static)")
+#define NAS_OMP_PARALLEL   _Pragma("omp parallel")
+static inline int nas_thread_id(void) {
+    return omp_get_thread_num();
+}
+static inline int nas_thread_count(void) {
+    return omp_get_num_threads();
+}
+static inline int nas_max_threads(void) {
+    return omp_get_max_threads();
+}
+#else
+#define NAS_OMP_FOR
+#define NAS_OMP_FOR_COLLAPSE2
+#define NAS_OMP_PARALLEL
+static inline int nas_thread_id(void) {
+    return 0;
+}
+static inline int nas_thread_count(void) {
+    return 1;
+}
+static inline int nas_max_threads(void) {
+    return 1;
+}
+#endif
+
+/* Split [0, n) into `parts` contiguous ranges; range `i` is [*begin, *end). */
+static inline void nas_split_range(int64_t n, int parts, int i, int64_t *begin, int64_t *end) {
+    const int64_t base = n / parts, extra = n % parts;
+    *begin = i * base + (i < extra ? i : extra);
+    *end = *begin + base + (i < extra ? 1 : 0);
+}
+
+static inline int64_t nas_min_i64(int64_t a, int64_t b) {
+    return a < b ? a : b;
+}
+static inline int64_t nas_max_i64(int64_t a, int64_t b) {
+    return a > b ? a : b;
+}
+
+/* Philox4x32-10 block: 4 random words from (key, counter). */
+void nas_philox4x32(uint64_t key, uint64_t counter_hi, uint64_t counter_lo, uint32_t out[4]);
+
+#endif

@@ -1,0 +1,256 @@
+/* basic.c - structural and reduction ops: ReLU, add, n-ary sum, identity, reshape view, sums of
+ * all elements, scale. ReLU lives here (not act.c) because every other module's first graph needs
+ * it; the rest of the activations are in act.c. */
+#include "ops_int.h"
+
+/* ---- relu: y = max(x, 0); dy/dx = [x > 0] */
+
+nas_tensor *nas_relu(nas_graph *g, nas_tensor *x) {
+    if (!nas_ops_sources_ok(g, 1, &x)) {
+        return NULL;
+    }
+    return nas_ops_append_like(g, NAS_OP_RELU, 1, &x, x);
+}
+
+static nas_status relu_forward(nas_graph *g, nas_node *n) {
+    (void)g;
+    const float *x = n->src[0]->data;
+    float *y = n->data;
+    const int64_t len = n->numel;
+    NAS_OMP_FOR
+    for (int64_t i = 0; i < len; i++) {
+        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    }
+    return NAS_OK;
+}
+
+static void relu_backward(nas_graph *g, nas_node *n) {
+    (void)g;
+    float *dx = n->src[0]->grad;
+    if (dx == NULL) {
+        return;
+    }
+    const float *x = n->src[0]->data, *dy = n->grad;
+    const int64_t len = n->numel;
+    NAS_OMP_FOR
+    for (int64_t i = 0; i < len; i++) {
+        dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+    }
+}
+
+const nas_op_desc nas_op_relu = {.name = "relu", .forward = relu_forward, .backward = relu_backward};
+
+/* ---- sum of n same-shaped inputs (add is the n = 2 case): dy/dx_i = 1 */
+
+nas_tensor *nas_sum(nas_graph *g, int n, nas_tensor *const *xs) {
+    if (g != NULL && g->status == NAS_OK && (n < 1 || n > NAS_MAX_SRC || xs == NULL)) {
+        return nas_graph_fail(g, NAS_ERR_ARG, "sum: %d inputs (1..%d allowed)", n, NAS_MAX_SRC);
+    }
+    if (!nas_ops_sources_ok(g, n, xs)) {
+        return NULL;
+    }
+    for (int i = 1; i < n; i++) {
+        if (!nas_same_shape(xs[0], xs[i])) {
+            char a[64], b[64];
+            return nas_graph_fail(g, NAS_ERR_SHAPE, "sum: input %d has shape %s, input 0 has %s", i,
+                                  nas_shape_str(xs[i], a, sizeof a), nas_shape_str(xs[0], b, sizeof b));
+        }
+    }
+    return nas_ops_append_like(g, NAS_OP_SUM, n, xs, xs[0]);
+}
+
+nas_tensor *nas_add(nas_graph *g, nas_tensor *a, nas_tensor *b) {
+    nas_tensor *xs[2] = {a, b};
+    nas_tensor *y = nas_sum(g, 2, xs);
+    if (y != NULL) {
+        y->op = NAS_OP_ADD;
+    }
+    return y;
+}
+
+static nas_status sum_forward(nas_graph *g, nas_node *n) {
+    (void)g;
+    float *y = n->data;
+    const int64_t len = n->numel;
+    const int k = n->n_src;
+    const float *x0 = n->src[0]->data;
+    NAS_OMP_FOR
+    for (int64_t i = 0; i < len; i++) {
+        y[i] = x0[i];
+    }
+    for (int s = 1; s < k; s++) {
+        const float *x = n->src[s]->data;
+        NAS_OMP_FOR
+        for (int64_t i = 0; i < len; i++) {
+            y[i] += x[i];
+        }
+    }
+    return NAS_OK;
+}
+
+static void sum_backward(nas_graph *g, nas_node *n) {
+    (void)g;
+    const float *dy = n->grad;
+    const int64_t len = n->numel;
+    for (int s = 0; s < n->n_src; s++) {
+        float *dx = n->src[s]->grad;
+        if (dx == NULL) {
+            continue;
+        }
+        NAS_OMP_FOR
+        for (int64_t i = 0; i < len; i++) {
+            dx[i] += dy[i];
+        }
+    }
+}
+
+const nas_op_desc nas_op_sum = {.name = "sum", .forward = sum_forward, .backward = sum_backward};
+const nas_op_desc nas_op_add = {.name = "add", .forward = sum_forward, .backward = sum_backward};
+
+/* ---- identity and reshape: views of the source, no copy, gradient shared */
+
+nas_tensor *nas_identity(nas_graph *g, nas_tensor *x) {
+    if (!nas_ops_sources_ok(g, 1, &x)) {
+        return NULL;
+    }
+    return nas_ops_append_like(g, NAS_OP_IDENTITY, 1, &x, x);
+}
+
+nas_tensor *nas_reshape(nas_graph *g, nas_tensor *x, int ndim, const int64_t *shape) {
+    if (!nas_ops_sources_ok(g, 1, &x)) {
+        return NULL;
+    }
+    int64_t numel = 1;
+    for (int i = 0; i < ndim && shape != NULL; i++) {
+        numel *= shape[i];
+    }
+    if (shape == NULL || ndim < 1 || ndim > NAS_MAX_DIMS || numel != x->numel) {
+        char a[64];
+        return nas_graph_fail(g, NAS_ERR_SHAPE, "reshape: %s cannot become %d dims of %lld elements",
+                              nas_shape_str(x, a, sizeof a), ndim, (long long)numel);
+    }
+    nas_node *n = nas_graph_append(g, NAS_OP_VIEW, 1, &x);
+    if (n != NULL) {
+        nas_node_set_shape(n, ndim, shape);
+    }
+    return n;
+}
+
+/* A view of part of x: `numel` elements from element `offset`, with the given shape (used for
+ * ops with two outputs such as the LSTM cell). */
+nas_tensor *nas_view_part(nas_graph *g, nas_tensor *x, int64_t offset, int ndim,
+                          const int64_t *shape);
+nas_tensor *nas_view_part(nas_graph *g, nas_tensor *x, int64_t offset, int ndim,
+                          const int64_t *shape) {
+    if (!nas_ops_sources_ok(g, 1, &x)) {
+        return NULL;
+    }
+    nas_node *n = nas_graph_append(g, NAS_OP_VIEW, 1, &x);
+    if (n == NULL) {
+        return NULL;
+    }
+    nas_node_set_shape(n, ndim, shape);
+    NAS_ASSERT(offset >= 0 && offset + n->numel <= x->numel);
+    n->alias_offset = offset;
+    return n;
+}
+
+const nas_op_desc nas_op_identity = {.name = "identity", .alias = 1};
+const nas_op_desc nas_op_view = {.name = "view", .alias = 1};
+
+/* ---- scale: y = s x */
+
+nas_tensor *nas_scale(nas_graph *g, nas_tensor *x, float s) {
+    if (!nas_ops_sources_ok(g, 1, &x)) {
+        return NULL;
+    }
+    nas_node *n = nas_ops_append_like(g, NAS_OP_SCALE, 1, &x, x);
+    if (n != NULL) {
+        n->fparam[0] = s;
+    }
+    return n;
+}
+
+static nas_status scale_forward(nas_graph *g, nas_node *n) {
+    (void)g;
+    const float *x = n->src[0]->data, s = n->fparam[0];
+    float *y = n->data;
+    const int64_t len = n->numel;
+    NAS_OMP_FOR
+    for (int64_t i = 0; i < len; i++) {
+        y[i] = s * x[i];
+    }
+    return NAS_OK;
+}
+
+static void scale_backward(nas_graph *g, nas_node *n) {
+    (void)g;
+    float *dx = n->src[0]->grad;
+    if (dx == NULL) {
+        return;
+    }
+    const float *dy = n->grad, s = n->fparam[0];
+    const int64_t len = n->numel;
+    NAS_OMP_FOR
+    for (int64_t i = 0; i < len; i++) {
+        dx[i] += s * dy[i];
+    }
+}
+
+const nas_op_desc nas_op_scale = {.name = "scale", .forward = scale_forward, .backward = scale_backward};
+
+/* ---- sum_all / mean_all: y = c * sum x, c = 1 or 1/numel. Summed in double, in fixed order. */
+
+static nas_tensor *reduce_all(nas_graph *g, nas_tensor *x, int op) {
+    if (!nas_ops_sources_ok(g, 1, &x)) {
+        return NULL;
+    }
+    const int64_t one = 1;
+    nas_node *n = nas_graph_append(g, op, 1, &x);
+    if (n != NULL) {
+        nas_node_set_shape(n, 1, &one);
+    }
+    return n;
+}
+
+nas_tensor *nas_sum_all(nas_graph *g, nas_tensor *x) {
+    return reduce_all(g, x, NAS_OP_SUM_ALL);
+}
+
+nas_tensor *nas_mean_all(nas_graph *g, nas_tensor *x) {
+    return reduce_all(g, x, NAS_OP_MEAN_ALL);
+}
+
+static double reduce_scale(const nas_node *n) {
+    return n->op == NAS_OP_MEAN_ALL ? 1.0 / (double)n->src[0]->numel : 1.0;
+}
+
+static nas_status reduce_all_forward(nas_graph *g, nas_node *n) {
+    (void)g;
+    const float *x = n->src[0]->data;
+    double acc = 0.0;
+    for (int64_t i = 0; i < n->src[0]->numel; i++) {
+        acc += (double)x[i];
+    }
+    n->data[0] = (float)(acc * reduce_scale(n));
+    return NAS_OK;
+}
+
+static void reduce_all_backward(nas_graph *g, nas_node *n) {
+    (void)g;
+    float *dx = n->src[0]->grad;
+    if (dx == NULL) {
+        return;
+    }
+    const float d = (float)((double)n->grad[0] * reduce_scale(n));
+    const int64_t len = n->src[0]->numel;
+    NAS_OMP_FOR
+    for (int64_t i = 0; i < len; i++) {
+        dx[i] += d;
+    }
+}
+
+const nas_op_desc nas_op_sum_all = {
+    .name = "sum_all", .forward = reduce_all_forward, .backward = reduce_all_backward};
+const nas_op_desc nas_op_mean_all = {
+    .name = "mean_all", .forward = reduce_all_forward, .backward = reduce_all_backward};

@@ -1,0 +1,46 @@
+/* ops_int.h - the op descriptor table. Each op is a builder (public, in the family's file: checks
+ * shapes, appends a node) plus a descriptor: forward and backward kernels over the node's placed
+ * buffers, and its multiply-accumulate count. Backward kernels ACCUMULATE (+=) into the grads of
+ * their sources and must skip a source whose grad is NULL (no gradient flows there). */
+#ifndef NAS_OPS_INT_H
+#define NAS_OPS_INT_H
+
+#include "tensor/tensor_int.h"
+
+enum nas_op_kind {
+#define NAS_OP(UP, low) NAS_OP_##UP,
+#include "ops.def"
+#undef NAS_OP
+    NAS_OP_COUNT
+};
+
+typedef struct nas_op_desc {
+    const char *name;
+    /* Compute n->data (and n->aux) from the sources. NULL for leaves. */
+    nas_status (*forward)(nas_graph *g, nas_node *n);
+    /* Accumulate into src[i]->grad from n->grad. NULL when no gradient flows. */
+    void (*backward)(nas_graph *g, nas_node *n);
+    /* Multiply-accumulates of the op for the whole batch (conv and linear; NULL = 0). */
+    int64_t (*macs)(const nas_node *n);
+    /* 1: the output is a view of src[0] at n->alias_offset (no copy; identity, reshape). */
+    int alias;
+} nas_op_desc;
+
+#define NAS_OP(UP, low) extern const nas_op_desc nas_op_##low;
+#include "ops.def"
+#undef NAS_OP
+
+/* The descriptor of an op kind (asserts the range). */
+const nas_op_desc *nas_op_get(int op);
+
+/* Shared builder helpers. */
+/* Check a builder's source tensors are non-NULL and the graph has no error yet. */
+int nas_ops_sources_ok(nas_graph *g, int n, nas_node *const *src);
+/* Append a node whose output has the shape of `like`. */
+nas_node *nas_ops_append_like(nas_graph *g, int op, int n_src, nas_node *const *src,
+                              const nas_node *like);
+/* Format a shape as "[2, 3, 4, 5]" into buf (for error messages); returns buf. */
+const char *nas_shape_str(const nas_node *t, char *buf, size_t size);
+int nas_same_shape(const nas_node *a, const nas_node *b);
+
+#endif

@@ -1,0 +1,106 @@
+/* tensor_int.h - graph nodes and parameter blocks: the data structures the ops, the autograd
+ * executor and the network builders share. A tensor is the output of one node. */
+#ifndef NAS_TENSOR_INT_H
+#define NAS_TENSOR_INT_H
+
+#include "core/core_int.h"
+
+#define NAS_NODE_IPARAMS 16
+#define NAS_NODE_FPARAMS 8
+#define NAS_NODE_CHUNK   256 /* nodes per chunk: pointers to nodes stay valid while building */
+
+typedef struct nas_node {
+    int op;         /* enum nas_op_kind */
+    int ndim;       /* 1..4 */
+    int64_t shape[NAS_MAX_DIMS];
+    int64_t numel;
+    int n_src;
+    struct nas_node *src[NAS_MAX_SRC];
+    int32_t iparam[NAS_NODE_IPARAMS]; /* op arguments (stride, padding, ...) */
+    float fparam[NAS_NODE_FPARAMS];   /* op arguments (momentum, eps, p, ...) */
+    int64_t index;                     /* position in the graph */
+
+    /* Memory: placed by the planner, except leaves whose data the caller or a nas_params owns. */
+    float *data;
+    float *grad;       /* NULL when no gradient flows here */
+    void *aux;         /* op scratch kept from forward to backward (BN statistics, masks) */
+    size_t aux_bytes;  /* set by the op's infer function */
+    int64_t last_use;  /* index of the last node reading this one (liveness planning) */
+    uint8_t requires_grad;
+    uint8_t alias;     /* data (and grad) are views into src[0] at element offset alias_offset */
+    int64_t alias_offset;
+
+    /* Leaves. */
+    nas_params *params; /* parameter leaves and slices */
+    nas_param_id pid;
+    const int32_t *labels;
+} nas_node;
+
+struct nas_graph {
+    nas_ctx *ctx;
+    nas_node **chunks; /* chunks of NAS_NODE_CHUNK nodes; kept across resets */
+    int64_t n_chunks;
+    int64_t n_nodes;
+    nas_status status; /* the first builder error (sticky) */
+    int training;
+    int grad_enabled;
+    uint64_t seed;
+    uint64_t step; /* forward passes since the seed was set (dropout streams) */
+
+    /* Arena for activations, gradients and op scratch: one block, grown only when a bigger graph
+     * needs it, so steady-state steps never allocate. */
+    char *arena;
+    size_t arena_cap;
+    int planned;          /* the current recording has been placed in the arena */
+    size_t grad_begin;    /* byte offsets of the gradient region (zeroed before backward) */
+    size_t grad_end;
+    void *scratch;        /* per-op temporary space (e.g. conv backend scratchpad) */
+    size_t scratch_cap;
+};
+
+static inline nas_node *nas_graph_node(const nas_graph *g, int64_t i) {
+    return &g->chunks[i / NAS_NODE_CHUNK][i % NAS_NODE_CHUNK];
+}
+
+/* Append a node for `op` with the given sources (all non-NULL, checked by the caller) and return
+ * it with its parameters zeroed; NULL on allocation failure (status recorded). */
+nas_node *nas_graph_append(nas_graph *g, int op, int n_src, nas_node *const *src);
+/* Record a builder failure (first one wins) and return NULL. */
+nas_node *nas_graph_fail(nas_graph *g, nas_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Scratch of at least `bytes`, valid until the next call; NULL on allocation failure. Grows only
+ * when needed so steady-state steps do not allocate. */
+void *nas_graph_scratch(nas_graph *g, size_t bytes);
+
+static inline void nas_node_set_shape(nas_node *n, int ndim, const int64_t *shape) {
+    n->ndim = ndim;
+    n->numel = 1;
+    for (int i = 0; i < NAS_MAX_DIMS; i++) {
+        n->shape[i] = i < ndim ? shape[i] : 1;
+        if (i < ndim) {
+            n->numel *= shape[i];
+        }
+    }
+}
+
+/* Parameters: one block of floats for values, one for gradients, entries carve them. */
+typedef struct nas_param_entry {
+    char *name;
+    int ndim;
+    int64_t shape[NAS_MAX_DIMS];
+    int64_t numel;
+    int64_t offset; /* into data/grad, in floats, 16-float aligned */
+    nas_init init;
+    int flags;
+    int64_t fan_in_hint;
+} nas_param_entry;
+
+struct nas_params {
+    nas_ctx *ctx;
+    nas_param_entry *entries;
+    int64_t n_entries, cap_entries;
+    float *data, *grad;
+    int64_t total, cap_total; /* floats used / allocated */
+};
+
+#endif

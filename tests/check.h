@@ -1,0 +1,43 @@
+/* check.h - the tiny test harness: CHECK records a failed condition with a message; RUN_TEST runs
+ * one test function and counts it passed when none of its CHECKs failed. check_report prints the
+ * line tests/run_tests.sh sums up ("RESULT name passed=P failed=F"). */
+#ifndef NAS_CHECK_H
+#define NAS_CHECK_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static int check_tests_passed, check_tests_failed, check_failures_now;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            if (check_failures_now < 20) {                                                         \
+                fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                    \
+                fprintf(stderr, __VA_ARGS__);                                                      \
+                fputc('\n', stderr);                                                               \
+            }                                                                                      \
+            check_failures_now++;                                                                  \
+        }                                                                                          \
+    } while (0)
+
+#define RUN_TEST(fn)                                                                               \
+    do {                                                                                           \
+        check_failures_now = 0;                                                                    \
+        fn();                                                                                      \
+        if (check_failures_now == 0) {                                                             \
+            check_tests_passed++;                                                                  \
+            printf("ok   %s\n", #fn);                                                              \
+        } else {                                                                                   \
+            check_tests_failed++;                                                                  \
+            printf("FAIL %s (%d failed checks)\n", #fn, check_failures_now);                       \
+        }                                                                                          \
+        fflush(stdout);                                                                            \
+    } while (0)
+
+static inline int check_report(const char *suite) {
+    printf("RESULT %s passed=%d failed=%d\n", suite, check_tests_passed, check_tests_failed);
+    return check_tests_failed == 0 ? 0 : 1;
+}
+
+#endif

@@ -1,0 +1,189 @@
+/* test_graph.c - the graph machinery: building, planning, forward/backward on a small MLP against
+ * a hand-written double-precision reference, sticky builder errors, arena reuse without
+ * allocation in steady state, views, and the inference planner's memory reuse. */
+#include "check.h"
+#include "nascent.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct counting_alloc {
+    long calls;
+} counting_alloc;
+
+static void *count_alloc(void *user, void *ptr, size_t old_size, size_t new_size) {
+    (void)old_size;
+    ((counting_alloc *)user)->calls++;
+    if (new_size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (new_size + 63) & ~(size_t)63) != 0) {
+        return NULL;
+    }
+    if (ptr != NULL) {
+        memcpy(p, ptr, old_size < new_size ? old_size : new_size);
+        free(ptr);
+    }
+    return p;
+}
+
+/* y = mean(relu(x W^T + b)); check dL/dW, dL/db, dL/dx against a double reference. */
+static void test_mlp_grad(void) {
+    nas_ctx *ctx = nas_ctx_new();
+    nas_params *P = nas_params_new(ctx);
+    const int64_t N = 5, F = 7, O = 3;
+    nas_param_id wid, bid;
+    int64_t ws[2] = {O, F}, bs[1] = {O};
+    CHECK(nas_params_add(P, "w", 2, ws, NAS_INIT_TORCH_DEFAULT, 0, 0, &wid) == NAS_OK, "add w");
+    CHECK(nas_params_add(P, "b", 1, bs, NAS_INIT_TORCH_BIAS, 0, F, &bid) == NAS_OK, "add b");
+    nas_params_init(P, 42);
+    float x[35];
+    nas_rng r = nas_rng_make(7, 0);
+    nas_rng_fill_normal(&r, x, N * F, 0.0f, 1.0f);
+    nas_graph *g = nas_graph_new(ctx);
+    int64_t xs[2] = {N, F};
+    nas_tensor *xin = nas_input_grad(g, 2, xs, x);
+    nas_tensor *y = nas_linear(g, xin, nas_param(g, P, wid), nas_param(g, P, bid));
+    nas_tensor *loss = nas_mean_all(g, nas_relu(g, y));
+    CHECK(nas_graph_status(g) == NAS_OK, "build: %s", nas_errmsg(ctx));
+    nas_params_zero_grad(P);
+    CHECK(nas_graph_forward(g) == NAS_OK, "forward: %s", nas_errmsg(ctx));
+    CHECK(nas_graph_backward(g, loss) == NAS_OK, "backward: %s", nas_errmsg(ctx));
+    const float *W = nas_params_data(P) + nas_param_offset(P, wid);
+    const float *B = nas_params_data(P) + nas_param_offset(P, bid);
+    const float *dW = nas_params_grad(P) + nas_param_offset(P, wid);
+    const float *dB = nas_params_grad(P) + nas_param_offset(P, bid);
+    double ref_loss = 0, ref_dw[21] = {0}, ref_db[3] = {0}, ref_dx[35] = {0};
+    for (int n = 0; n < N; n++) {
+        for (int o = 0; o < O; o++) {
+            double z = B[o];
+            for (int f = 0; f < F; f++) {
+                z += (double)x[n * F + f] * W[o * F + f];
+            }
+            if (z > 0) {
+                ref_loss += z / (double)(N * O);
+                ref_db[o] += 1.0 / (double)(N * O);
+                for (int f = 0; f < F; f++) {
+                    ref_dw[o * F + f] += x[n * F + f] / (double)(N * O);
+                    ref_dx[n * F + f] += W[o * F + f] / (double)(N * O);
+                }
+            }
+        }
+    }
+    CHECK(fabs(nas_tensor_data(loss)[0] - ref_loss) < 1e-5, "loss %g vs %g",
+          (double)nas_tensor_data(loss)[0], ref_loss);
+    for (int i = 0; i < O * F; i++) {
+        CHECK(fabs(dW[i] - ref_dw[i]) < 1e-5, "dW[%d] %g vs %g", i, (double)dW[i], ref_dw[i]);
+    }
+    for (int i = 0; i < O; i++) {
+        CHECK(fabs(dB[i] - ref_db[i]) < 1e-5, "dB[%d]", i);
+    }
+    for (int i = 0; i < N * F; i++) {
+        CHECK(fabs(nas_tensor_grad(xin)[i] - ref_dx[i]) < 1e-5, "dx[%d]", i);
+    }
+    nas_graph_free(g);
+    nas_params_free(P);
+    nas_ctx_free(ctx);
+}
+
+static void test_sticky_errors(void) {
+    nas_ctx *ctx = nas_ctx_new();
+    nas_graph *g = nas_graph_new(ctx);
+    int64_t a[2] = {2, 3}, b[2] = {2, 4};
+    nas_tensor *x = nas_input(g, 2, a, NULL), *y = nas_input(g, 2, b, NULL);
+    nas_tensor *s = nas_add(g, x, y);
+    CHECK(s == NULL, "mismatched add must fail");
+    CHECK(nas_graph_status(g) == NAS_ERR_SHAPE, "status %d", nas_graph_status(g));
+    CHECK(strstr(nas_errmsg(ctx), "[2, 4]") != NULL, "message names the shape: %s", nas_errmsg(ctx));
+    CHECK(nas_relu(g, s) == NULL, "builders after an error return NULL");
+    CHECK(nas_graph_forward(g) != NAS_OK, "forward refuses a broken graph");
+    nas_graph_reset(g);
+    CHECK(nas_graph_status(g) == NAS_OK, "reset clears the error");
+    nas_graph_free(g);
+    nas_ctx_free(ctx);
+}
+
+/* Rebuilding the same graph and stepping it calls the allocator zero times after warm-up. */
+static void test_steady_state_no_alloc(void) {
+    counting_alloc counter = {0};
+    nas_ctx *ctx = nas_ctx_new_with_allocator(count_alloc, &counter);
+    nas_params *P = nas_params_new(ctx);
+    nas_param_id wid;
+    int64_t ws[2] = {16, 32};
+    nas_params_add(P, "w", 2, ws, NAS_INIT_TORCH_DEFAULT, 0, 0, &wid);
+    nas_params_init(P, 1);
+    float x[8 * 32];
+    for (int i = 0; i < 8 * 32; i++) {
+        x[i] = (float)(i % 7) - 3.0f;
+    }
+    nas_graph *g = nas_graph_new(ctx);
+    long after_warmup = 0;
+    for (int step = 0; step < 5; step++) {
+        if (step == 2) {
+            after_warmup = counter.calls;
+        }
+        nas_graph_reset(g);
+        int64_t xs[2] = {8, 32};
+        nas_tensor *h = nas_relu(g, nas_linear(g, nas_input(g, 2, xs, x), nas_param(g, P, wid), NULL));
+        nas_tensor *loss = nas_mean_all(g, h);
+        nas_params_zero_grad(P);
+        CHECK(nas_graph_forward(g) == NAS_OK, "forward");
+        CHECK(nas_graph_backward(g, loss) == NAS_OK, "backward");
+    }
+    CHECK(counter.calls == after_warmup, "steady state allocated %ld times",
+          counter.calls - after_warmup);
+    nas_graph_free(g);
+    nas_params_free(P);
+    nas_ctx_free(ctx);
+}
+
+/* A chain of 10 relus: inference keeps at most two buffers live. */
+static void test_inference_reuse(void) {
+    nas_ctx *ctx = nas_ctx_new();
+    nas_graph *g = nas_graph_new(ctx);
+    int64_t s[1] = {1000};
+    float x[1000] = {0};
+    nas_tensor *t = nas_input(g, 1, s, x);
+    for (int i = 0; i < 10; i++) {
+        t = nas_relu(g, t);
+    }
+    const size_t peak = nas_graph_activation_peak(g);
+    CHECK(peak == 2 * 4032, "peak %zu (two 4000-byte buffers, 64-aligned)", peak);
+    nas_graph_set_grad_enabled(g, 0);
+    CHECK(nas_graph_forward(g) == NAS_OK, "forward");
+    CHECK(nas_graph_arena_bytes(g) < 5 * 4032, "arena %zu", nas_graph_arena_bytes(g));
+    nas_graph_free(g);
+    nas_ctx_free(ctx);
+}
+
+static void test_rng(void) {
+    nas_rng a = nas_rng_make(5, 1), b = nas_rng_make(5, 1), c = nas_rng_make(5, 2);
+    CHECK(nas_rng_u64(&a) == nas_rng_u64(&b), "same seed, same stream");
+    CHECK(nas_rng_u64(&a) != nas_rng_u64(&c), "other stream differs");
+    double mean = 0, var = 0;
+    nas_rng r = nas_rng_make(9, 0);
+    for (int i = 0; i < 20000; i++) {
+        const double v = nas_rng_normal(&r);
+        mean += v / 20000;
+        var += v * v / 20000;
+    }
+    CHECK(fabs(mean) < 0.03 && fabs(var - 1) < 0.05, "normal mean %g var %g", mean, var);
+    float f1[1000], f2[1000];
+    nas_rng r1 = nas_rng_make(3, 3), r2 = nas_rng_make(3, 3);
+    nas_set_threads(1);
+    nas_rng_fill_uniform(&r1, f1, 1000, -1, 1);
+    nas_set_threads(2);
+    nas_rng_fill_uniform(&r2, f2, 1000, -1, 1);
+    CHECK(memcmp(f1, f2, sizeof f1) == 0, "fill independent of thread count");
+}
+
+int main(void) {
+    RUN_TEST(test_mlp_grad);
+    RUN_TEST(test_sticky_errors);
+    RUN_TEST(test_steady_state_no_alloc);
+    RUN_TEST(test_inference_reuse);
+    RUN_TEST(test_rng);
+    return check_report("graph");
+}
