@@ -315,6 +315,39 @@ NAS_API size_t nas_graph_activation_peak(nas_graph *g);
 /* Bytes held by the graph's arenas now. */
 NAS_API size_t nas_graph_arena_bytes(const nas_graph *g);
 
+/* ==================================================================== nn */
+
+/* A model: a network whose parameters it owns and whose forward pass it records into any graph.
+ * The network builders (standard nets here, search spaces' nets in spaces) create one. */
+typedef struct nas_model nas_model;
+
+typedef struct nas_model_vt {
+    const char *kind; /* e.g. "nb201", "fmnist-cnn" */
+    /* Record the forward pass of input x [N, C, H, W] into g, reading parameters from p.
+     * Returns the logits [N, classes] (NULL on error, recorded in the graph). */
+    nas_tensor *(*forward)(void *impl, nas_graph *g, nas_params *p, nas_tensor *x);
+    void (*free)(nas_ctx *ctx, void *impl); /* frees impl */
+} nas_model_vt;
+
+typedef struct nas_model_shape {
+    int in_c, in_h, in_w; /* input shape of one example */
+    int classes;
+} nas_model_shape;
+
+/* Wrap `impl` (taken over: freed by vt->free even on failure) and `params` (taken over). */
+NAS_API nas_status nas_model_new(nas_ctx *ctx, const nas_model_vt *vt, void *impl,
+                                 nas_params *params, nas_model_shape shape, nas_model **out);
+NAS_API void nas_model_free(nas_model *m);
+NAS_API nas_tensor *nas_model_forward(nas_model *m, nas_graph *g, nas_tensor *x);
+NAS_API nas_params *nas_model_params(const nas_model *m);
+NAS_API nas_model_shape nas_model_get_shape(const nas_model *m);
+NAS_API const char *nas_model_kind(const nas_model *m);
+NAS_API void *nas_model_impl(const nas_model *m);
+/* Trainable parameter count (weights and BN affine; not running statistics). */
+NAS_API int64_t nas_model_n_params(const nas_model *m);
+/* Multiply-accumulates and planned inference activation peak for one example. */
+NAS_API nas_status nas_model_count(nas_model *m, int64_t *macs, size_t *activation_bytes_peak);
+
 #ifdef __cplusplus
 }
 #endif

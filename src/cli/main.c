@@ -6,6 +6,14 @@
 #include <string.h>
 
 static const cli_command commands[] = {
+    {"train", "train one architecture on a dataset", cmd_train},
+    {"eval", "evaluate a checkpoint on a dataset split", cmd_eval},
+    {"info", "params, MACs, memory, canonical form and hash of an architecture", cmd_info},
+    {"search", "search a space with a strategy and an evaluator", cmd_search},
+    {"benchmark", "many seeded searches per strategy on a benchmark table", cmd_benchmark},
+    {"proxies", "zero-cost proxy scores of architectures", cmd_proxies},
+    {"correlate", "rank correlation of two score columns", cmd_correlate},
+    {"latency", "measure or predict latency; build lookup tables", cmd_latency},
     {"help", "show this help", cmd_help},
 };
 static const int n_commands = (int)(sizeof(commands) / sizeof(commands[0]));
@@ -15,6 +23,9 @@ static void print_usage(FILE *out) {
     fprintf(out, "usage: nascent COMMAND [OPTIONS]    (nascent COMMAND --help for its options)\n\n");
     fprintf(out, "commands:\n");
     for (int i = 0; i < n_commands; i++) {
+        if (commands[i].run == NULL) {
+            continue;
+        }
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     }
 }
@@ -40,7 +51,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (int i = 0; i < n_commands; i++) {
-        if (strcmp(argv[1], commands[i].name) == 0) {
+        if (commands[i].run != NULL && strcmp(argv[1], commands[i].name) == 0) {
             return commands[i].run(argc - 1, argv + 1);
         }
     }
