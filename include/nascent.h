@@ -348,6 +348,132 @@ NAS_API int64_t nas_model_n_params(const nas_model *m);
 /* Multiply-accumulates and planned inference activation peak for one example. */
 NAS_API nas_status nas_model_count(nas_model *m, int64_t *macs, size_t *activation_bytes_peak);
 
+/* Optimisers over the parameters of a nas_params whose flags match (flags & mask) == value
+ * (e.g. mask NAS_PARAM_BUFFER | NAS_PARAM_ARCH, value 0: the network weights). Update rules are
+ * PyTorch's torch.optim ones exactly (SGD with momentum/dampening 0/Nesterov and L2 weight decay
+ * added to the gradient; Adam with L2; AdamW with decoupled decay lr * wd * w). Parameters
+ * flagged NAS_PARAM_NO_DECAY get no weight decay. State (momentum, moments) is one flat block. */
+typedef enum nas_optim_kind { NAS_OPTIM_SGD = 0, NAS_OPTIM_ADAM, NAS_OPTIM_ADAMW } nas_optim_kind;
+
+typedef struct nas_optim_config {
+    nas_optim_kind kind;
+    float momentum;     /* SGD */
+    int nesterov;       /* SGD */
+    float weight_decay;
+    float beta1, beta2; /* Adam(W); 0 means the defaults 0.9, 0.999 */
+    float eps;          /* Adam(W); 0 means 1e-8 */
+    int flags_mask, flags_value;
+} nas_optim_config;
+
+typedef struct nas_optim nas_optim;
+
+NAS_API nas_status nas_optim_new(nas_params *p, const nas_optim_config *cfg, nas_optim **out);
+NAS_API void nas_optim_free(nas_optim *o);
+/* One update with learning rate lr from the gradients in the block. */
+NAS_API nas_status nas_optim_step(nas_optim *o, float lr);
+/* The state block (for checkpoints): floats and their count. */
+NAS_API float *nas_optim_state(const nas_optim *o, int64_t *n);
+NAS_API int64_t nas_optim_steps(const nas_optim *o);
+NAS_API void nas_optim_set_steps(nas_optim *o, int64_t steps);
+
+/* Learning-rate schedules: lr at a step (0-based) of total_steps. */
+typedef enum nas_sched_kind { NAS_SCHED_CONSTANT = 0, NAS_SCHED_COSINE, NAS_SCHED_STEP } nas_sched_kind;
+
+typedef struct nas_sched {
+    nas_sched_kind kind;
+    float base_lr;
+    float min_lr;          /* cosine floor (eta_min) */
+    int64_t total_steps;   /* cosine period */
+    int64_t step_size;     /* STEP: multiply by gamma every step_size steps */
+    float gamma;
+    int64_t warmup_steps;  /* linear warm-up from 0 to the schedule's value */
+} nas_sched;
+
+NAS_API float nas_sched_lr(const nas_sched *s, int64_t step);
+
+/* Scale gradients so their global L2 norm is at most max_norm; returns the norm before. */
+NAS_API double nas_clip_grad_norm(nas_params *p, int flags_mask, int flags_value, double max_norm);
+
+/* Weight files: a documented binary format with a header, the parameter names and shapes, the
+ * values and a checksum (see src/nn/weights.c). Loading checks names, shapes and the checksum:
+ * a truncated or foreign file is NAS_ERR_FORMAT naming the file and the byte offset. */
+NAS_API nas_status nas_weights_save(const nas_params *p, const char *path);
+NAS_API nas_status nas_weights_load(nas_params *p, const char *path);
+
+/* Standard networks (src/nn/nets.c). NB201's network for a cell given as 6 op names in NB201 edge
+ * order (1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2), C channels, N cells per stage. */
+typedef enum nas_nb201_op {
+    NAS_NB201_NONE = 0,
+    NAS_NB201_SKIP,
+    NAS_NB201_CONV1,
+    NAS_NB201_CONV3,
+    NAS_NB201_POOL3
+} nas_nb201_op;
+
+NAS_API nas_status nas_net_nb201(nas_ctx *ctx, const nas_nb201_op ops[6], int C, int N,
+                                 nas_model_shape shape, nas_model **out);
+/* conv3x3 1->16 + ReLU + maxpool2, conv3x3 16->32 + ReLU + maxpool2, linear 1568->10. */
+NAS_API nas_status nas_net_fmnist_cnn(nas_ctx *ctx, nas_model_shape shape, nas_model **out);
+/* MobileNetV2 for 32x32 (stem stride 1, stage-2 stride 1), width multiplier. */
+NAS_API nas_status nas_net_mobilenet_v2(nas_ctx *ctx, double width, nas_model_shape shape,
+                                        nas_model **out);
+
+/* ================================================================ spaces */
+
+/* An architecture is one choice per decision of its space: a small value type, so strategies
+ * copy, compare and store it freely. */
+#define NAS_ARCH_MAX_DECISIONS 160
+#define NAS_ARCH_TEXT_MAX 4096
+
+typedef struct nas_arch {
+    int32_t n;                                 /* number of decisions */
+    int32_t choice[NAS_ARCH_MAX_DECISIONS];    /* choice index per decision */
+} nas_arch;
+
+typedef struct nas_space nas_space;
+
+/* Options for building an architecture's network (low fidelity knobs included). */
+typedef struct nas_build_opts {
+    nas_model_shape shape;  /* input and classes; zeros mean the space's default (CIFAR-10) */
+    double channels_mult;   /* 0 means 1 */
+    int cells;              /* cells per stage / layers override; 0 means the space's default */
+    int aux_head;           /* DARTS evaluation network auxiliary head */
+    int search_net;         /* DARTS: the 8-cell C=16 search network instead of 20/36 */
+} nas_build_opts;
+
+/* Open a space by name ("nb201", "darts", "mbnet", "nasrl") or by the path of a JSON file. */
+NAS_API nas_status nas_space_open(nas_ctx *ctx, const char *name_or_path, nas_space **out);
+NAS_API void nas_space_free(nas_space *s);
+NAS_API const char *nas_space_name(const nas_space *s);
+NAS_API int nas_space_n_decisions(const nas_space *s);
+NAS_API int nas_space_n_choices(const nas_space *s, int decision);
+NAS_API const char *nas_space_decision_name(const nas_space *s, int decision);
+NAS_API const char *nas_space_choice_name(const nas_space *s, int decision, int choice);
+/* Number of architectures; -1 when over INT64_MAX (then see log10). */
+NAS_API int64_t nas_space_size(const nas_space *s);
+NAS_API double nas_space_log10_size(const nas_space *s);
+NAS_API void nas_space_sample(const nas_space *s, nas_rng *r, nas_arch *out);
+/* Change exactly one decision that matters to another valid choice. */
+NAS_API void nas_space_mutate(const nas_space *s, nas_rng *r, const nas_arch *in, nas_arch *out);
+/* All single-decision changes; writes at most max into out, returns how many there are. */
+NAS_API int64_t nas_space_neighbours(const nas_space *s, const nas_arch *a, nas_arch *out,
+                                     int64_t max);
+/* The index-th architecture in enumeration order (0 <= index < size). */
+NAS_API nas_status nas_space_enumerate(const nas_space *s, int64_t index, nas_arch *out);
+NAS_API nas_status nas_space_encode(const nas_space *s, const nas_arch *a, char *buf, size_t size);
+/* Parse text; errors point at the offending token. "default" gives the default architecture. */
+NAS_API nas_status nas_space_decode(nas_ctx *ctx, const nas_space *s, const char *text,
+                                    nas_arch *out);
+/* Canonical form: isomorphic architectures (same function) map to one. */
+NAS_API void nas_space_canonical(const nas_space *s, const nas_arch *a, nas_arch *out);
+/* Stable 64-bit hash of the canonical form (same across runs and machines). */
+NAS_API uint64_t nas_space_hash(const nas_space *s, const nas_arch *a);
+NAS_API nas_status nas_space_build(nas_ctx *ctx, const nas_space *s, const nas_arch *a,
+                                   const nas_build_opts *opts, nas_model **out);
+/* Feature vector for predictors (one-hot of each decision's choice); returns its length. */
+NAS_API int64_t nas_space_n_features(const nas_space *s);
+NAS_API void nas_space_features(const nas_space *s, const nas_arch *a, float *out);
+
 #ifdef __cplusplus
 }
 #endif
