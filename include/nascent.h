@@ -308,6 +308,12 @@ NAS_API nas_status nas_graph_forward(nas_graph *g);
 NAS_API nas_status nas_graph_backward(nas_graph *g, nas_tensor *loss);
 /* Backward from a seed gradient of any output tensor (seed has numel(t) floats). */
 NAS_API nas_status nas_graph_backward_from(nas_graph *g, nas_tensor *t, const float *seed);
+/* Forward that also writes each node's wall time in seconds to node_seconds[i] (n_nodes
+ * entries; 0 for leaves and views). For latency lookup tables. */
+NAS_API nas_status nas_graph_forward_timed(nas_graph *g, double *node_seconds);
+/* A text key of node i (op, source shapes, integer arguments): nodes with equal keys do the same
+ * work. Writes at most size bytes (NUL-terminated); returns the key's length. */
+NAS_API size_t nas_graph_node_signature(const nas_graph *g, int64_t i, char *buf, size_t size);
 /* Multiply-accumulates of conv and linear ops for the recorded graph (per batch given). */
 NAS_API int64_t nas_graph_macs(const nas_graph *g);
 /* Peak bytes of activations of an inference pass with liveness-based reuse (planned, not run). */

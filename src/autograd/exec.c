@@ -197,7 +197,8 @@ static nas_status plan(nas_graph *g) {
     return NAS_OK;
 }
 
-nas_status nas_graph_forward(nas_graph *g) {
+/* Forward, optionally timing every node (seconds written to node_seconds[i], 0 for leaves). */
+static nas_status forward_impl(nas_graph *g, double *node_seconds) {
     if (g->status != NAS_OK) {
         return nas_fail(g->ctx, g->status, "graph has a build error: %s", nas_errmsg(g->ctx));
     }
@@ -215,15 +216,44 @@ nas_status nas_graph_forward(nas_graph *g) {
                             (long long)i);
         }
         const nas_op_desc *d = nas_op_get(n->op);
+        const double t0 = node_seconds != NULL ? nas_now() : 0.0;
         if (d->forward != NULL && !d->alias) {
             const nas_status st = d->forward(g, n);
             if (st != NAS_OK) {
                 return st;
             }
         }
+        if (node_seconds != NULL) {
+            node_seconds[i] = nas_now() - t0;
+        }
     }
     g->step++;
     return NAS_OK;
+}
+
+nas_status nas_graph_forward(nas_graph *g) {
+    return forward_impl(g, NULL);
+}
+
+nas_status nas_graph_forward_timed(nas_graph *g, double *node_seconds) {
+    return forward_impl(g, node_seconds);
+}
+
+size_t nas_graph_node_signature(const nas_graph *g, int64_t i, char *buf, size_t size) {
+    const nas_node *n = nas_graph_node(g, i);
+    int len = snprintf(buf, size, "%s", nas_op_get(n->op)->name);
+    for (int s = 0; s < n->n_src && len >= 0 && (size_t)len < size; s++) {
+        const nas_node *x = n->src[s];
+        len += snprintf(buf + len, size - (size_t)len, s == 0 ? "|" : ",");
+        for (int d = 0; d < x->ndim && (size_t)len < size; d++) {
+            len += snprintf(buf + len, size - (size_t)len, d ? "x%lld" : "%lld", (long long)x->shape[d]);
+        }
+    }
+    len += snprintf(buf + len, size > (size_t)len ? size - (size_t)len : 0, "|");
+    for (int k = 0; k < NAS_NODE_IPARAMS && (size_t)len < size; k++) {
+        len += snprintf(buf + len, size - (size_t)len, k ? ",%d" : "%d", (int)n->iparam[k]);
+    }
+    return (size_t)len;
 }
 
 static nas_status run_backward(nas_graph *g, nas_node *from) {
