@@ -2,6 +2,7 @@
  * all elements, scale. ReLU lives here (not act.c) because every other module's first graph needs
  * it; the rest of the activations are in act.c. */
 #include "ops_int.h"
+#include "simd_int.h"
 
 /* ---- relu: y = max(x, 0); dy/dx = [x > 0] */
 
@@ -17,7 +18,7 @@ static nas_status relu_forward(nas_graph *g, nas_node *n) {
     const float *x = n->src[0]->data;
     float *y = n->data;
     const int64_t len = n->numel;
-    NAS_OMP_FOR
+    NAS_OMP_FOR_SIMD
     for (int64_t i = 0; i < len; i++) {
         y[i] = x[i] > 0.0f ? x[i] : 0.0f;
     }
@@ -32,7 +33,7 @@ static void relu_backward(nas_graph *g, nas_node *n) {
     }
     const float *x = n->src[0]->data, *dy = n->grad;
     const int64_t len = n->numel;
-    NAS_OMP_FOR
+    NAS_OMP_FOR_SIMD
     for (int64_t i = 0; i < len; i++) {
         dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
     }
@@ -74,13 +75,13 @@ static nas_status sum_forward(nas_graph *g, nas_node *n) {
     const int64_t len = n->numel;
     const int k = n->n_src;
     const float *x0 = n->src[0]->data;
-    NAS_OMP_FOR
+    NAS_OMP_FOR_SIMD
     for (int64_t i = 0; i < len; i++) {
         y[i] = x0[i];
     }
     for (int s = 1; s < k; s++) {
         const float *x = n->src[s]->data;
-        NAS_OMP_FOR
+        NAS_OMP_FOR_SIMD
         for (int64_t i = 0; i < len; i++) {
             y[i] += x[i];
         }
@@ -97,7 +98,7 @@ static void sum_backward(nas_graph *g, nas_node *n) {
         if (dx == NULL) {
             continue;
         }
-        NAS_OMP_FOR
+        NAS_OMP_FOR_SIMD
         for (int64_t i = 0; i < len; i++) {
             dx[i] += dy[i];
         }
@@ -176,7 +177,7 @@ static nas_status scale_forward(nas_graph *g, nas_node *n) {
     const float *x = n->src[0]->data, s = n->fparam[0];
     float *y = n->data;
     const int64_t len = n->numel;
-    NAS_OMP_FOR
+    NAS_OMP_FOR_SIMD
     for (int64_t i = 0; i < len; i++) {
         y[i] = s * x[i];
     }
@@ -191,7 +192,7 @@ static void scale_backward(nas_graph *g, nas_node *n) {
     }
     const float *dy = n->grad, s = n->fparam[0];
     const int64_t len = n->numel;
-    NAS_OMP_FOR
+    NAS_OMP_FOR_SIMD
     for (int64_t i = 0; i < len; i++) {
         dx[i] += s * dy[i];
     }
@@ -244,7 +245,7 @@ static void reduce_all_backward(nas_graph *g, nas_node *n) {
     }
     const float d = (float)((double)n->grad[0] * reduce_scale(n));
     const int64_t len = n->src[0]->numel;
-    NAS_OMP_FOR
+    NAS_OMP_FOR_SIMD
     for (int64_t i = 0; i < len; i++) {
         dx[i] += d;
     }

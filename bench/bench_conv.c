@@ -1,0 +1,126 @@
+/* bench_conv.c - times nascent's conv2d (forward inference, and a training forward + backward)
+ * at NB201 and MobileNet shapes. Prints "time conv_<name> infer|train <ms>" lines (median of
+ * runs) that bench_conv.sh pairs with PyTorch's. Built and run by bench/bench_conv.sh.
+ * Usage: bench_conv [threads] */
+#include "nascent.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Process CPU seconds: with one thread, a timing that other processes on a busy machine do not
+ * inflate (printed alongside wall time). */
+static double cpu_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double cpu_med; /* median CPU ms of the last time_conv */
+
+typedef struct shape {
+    const char *name;
+    int64_t N, C, O, H, K, stride, groups;
+} shape;
+
+static const shape shapes[] = {
+    {"nb201_16_32x32_k3_b64", 64, 16, 16, 32, 3, 1, 1},
+    {"nb201_32_16x16_k3_b64", 64, 32, 32, 16, 3, 1, 1},
+    {"nb201_64_8x8_k3_b64", 64, 64, 64, 8, 3, 1, 1},
+    {"nb201_16_32x32_k1_b64", 64, 16, 16, 32, 1, 1, 1},
+    {"nb201_32_16x16_k1_b64", 64, 32, 32, 16, 1, 1, 1},
+    {"nb201_64_8x8_k1_b64", 64, 64, 64, 8, 1, 1, 1},
+    {"nb201_16_32x32_k3_b1", 1, 16, 16, 32, 3, 1, 1},
+    {"nb201_32_16x16_k3_b1", 1, 32, 32, 16, 3, 1, 1},
+    {"nb201_64_8x8_k3_b1", 1, 64, 64, 8, 3, 1, 1},
+    {"nb201_16_32x32_k1_b1", 1, 16, 16, 32, 1, 1, 1},
+    {"nb201_64_8x8_k1_b1", 1, 64, 64, 8, 1, 1, 1},
+    {"dw_96_16x16_k3_b64", 64, 96, 96, 16, 3, 1, 96},
+    {"dw_144_16x16_k5_s2_b64", 64, 144, 144, 16, 5, 2, 144},
+    {"dw_240_8x8_k7_b64", 64, 240, 240, 8, 7, 1, 240},
+    {"dw_480_4x4_k3_b64", 64, 480, 480, 4, 3, 1, 480},
+    {"dw_960_4x4_k5_b1", 1, 960, 960, 4, 5, 1, 960},
+    {"dw_96_32x32_k3_b1", 1, 96, 96, 32, 3, 1, 96},
+    {"pw_96_24_16x16_b64", 64, 96, 24, 16, 1, 1, 1},
+    {"grp_64_8x8_k3_g4_b64", 64, 64, 64, 8, 3, 1, 4},
+};
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median ms of `reps` runs of forward (and backward when train). */
+static double time_conv(const shape *s, int train, int reps) {
+    nas_ctx *ctx = nas_ctx_new();
+    nas_graph *g = nas_graph_new(ctx);
+    nas_graph_set_grad_enabled(g, train);
+    const int64_t xs[4] = {s->N, s->C, s->H, s->H}, ws[4] = {s->O, s->C / s->groups, s->K, s->K};
+    const int64_t nx = xs[0] * xs[1] * xs[2] * xs[3], nw = ws[0] * ws[1] * ws[2] * ws[3];
+    float *x = malloc(sizeof(float) * (size_t)nx), *w = malloc(sizeof(float) * (size_t)nw);
+    nas_rng r = nas_rng_make(1, 0);
+    nas_rng_fill_normal(&r, x, nx, 0.0f, 1.0f);
+    nas_rng_fill_normal(&r, w, nw, 0.0f, 0.1f);
+    nas_conv_args a = {0};
+    a.stride_h = a.stride_w = (int)s->stride;
+    a.pad_h = a.pad_w = (int)(s->K / 2);
+    a.groups = (int)s->groups;
+    nas_tensor *tx = train ? nas_input_grad(g, 4, xs, x) : nas_input(g, 4, xs, x);
+    nas_tensor *tw = train ? nas_input_grad(g, 4, ws, w) : nas_input(g, 4, ws, w);
+    nas_tensor *y = nas_conv2d(g, tx, tw, NULL, &a);
+    float *seed = NULL;
+    if (y == NULL) {
+        fprintf(stderr, "%s: %s\n", s->name, nas_errmsg(ctx));
+        exit(1);
+    }
+    if (train) {
+        seed = malloc(sizeof(float) * (size_t)nas_tensor_numel(y));
+        nas_rng_fill_normal(&r, seed, nas_tensor_numel(y), 0.0f, 1.0f);
+    }
+    double *t = malloc(sizeof(double) * (size_t)reps), *tc = malloc(sizeof(double) * (size_t)reps);
+    for (int i = -3; i < reps; i++) {
+        const double t0 = nas_now(), c0 = cpu_now();
+        if (nas_graph_forward(g) != NAS_OK ||
+            (train && nas_graph_backward_from(g, y, seed) != NAS_OK)) {
+            fprintf(stderr, "%s: %s\n", s->name, nas_errmsg(ctx));
+            exit(1);
+        }
+        if (i >= 0) {
+            t[i] = nas_now() - t0;
+            tc[i] = cpu_now() - c0;
+        }
+    }
+    qsort(t, (size_t)reps, sizeof(double), cmp_double);
+    qsort(tc, (size_t)reps, sizeof(double), cmp_double);
+    const double med = t[reps / 2] * 1e3;
+    cpu_med = tc[reps / 2] * 1e3;
+    free(t);
+    free(tc);
+    free(x);
+    free(w);
+    free(seed);
+    nas_graph_free(g);
+    nas_ctx_free(ctx);
+    return med;
+}
+
+int main(int argc, char **argv) {
+    nas_set_threads(argc > 1 ? atoi(argv[1]) : 2);
+    const char *only = argc > 2 ? argv[2] : NULL;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const shape *s = &shapes[i];
+        if (only != NULL && strstr(s->name, only) == NULL) {
+            continue;
+        }
+        const double flops = 2.0 * (double)(s->N * s->O * (s->H / s->stride) * (s->H / s->stride) *
+                                            (s->C / s->groups) * s->K * s->K);
+        const int reps = flops > 1e8 ? 15 : flops > 1e7 ? 50 : 200;
+        const double inf = time_conv(s, 0, reps), inf_cpu = cpu_med;
+        const double tr = time_conv(s, 1, reps), tr_cpu = cpu_med;
+        printf("time conv_%s infer %.4f train %.4f  (%.1f / %.1f GFLOP/s; cpu ms %.4f / %.4f)\n",
+               s->name, inf, tr, flops / inf / 1e6, 3 * flops / tr / 1e6, inf_cpu, tr_cpu);
+        fflush(stdout);
+    }
+    return 0;
+}

@@ -1,0 +1,36 @@
+/* evaluators_int.h - internals of the evaluators module: the vtable every evaluator kind fills
+ * in and the registry that maps a spec "KIND:ARGS" to it. Kinds living in other files register
+ * through a weak symbol (see evaluator.c), so the library links whichever are built. */
+#ifndef NAS_EVALUATORS_INT_H
+#define NAS_EVALUATORS_INT_H
+
+#include "core/core_int.h"
+
+typedef struct nas_evaluator_vt {
+    const char *kind; /* the spec prefix: "table", "train", ... */
+    const char *summary;
+    /* Parse args (the spec after "KIND:", "" if none) and set e->impl. */
+    nas_status (*open)(nas_evaluator *e, const char *args, const nas_eval_opts *opts);
+    /* Evaluate a; errors go to ctx (the caller's, so threads can share one evaluator). */
+    nas_status (*eval)(nas_evaluator *e, nas_ctx *ctx, const nas_arch *a, nas_eval_result *out);
+    void (*free)(nas_evaluator *e); /* frees e->impl; called even after a failed open */
+} nas_evaluator_vt;
+
+struct nas_evaluator {
+    nas_ctx *ctx;
+    const nas_space *space;
+    const nas_evaluator_vt *vt;
+    char *spec; /* owned copy */
+    nas_eval_opts opts;
+    void *impl;
+};
+
+extern const nas_evaluator_vt nas_evaluator_table_vt;
+/* Provided by other modules when built (weak references): training, zero-cost proxies. */
+extern const nas_evaluator_vt nas_evaluator_train_vt __attribute__((weak));
+extern const nas_evaluator_vt nas_evaluator_proxy_vt __attribute__((weak));
+
+/* NB201 op names in the table's op-code order (nas_nb201_op). */
+extern const char *const nas_nb201_op_names[5];
+
+#endif

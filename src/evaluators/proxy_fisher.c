@@ -1,0 +1,43 @@
+/* proxy_fisher.c - fisher (Theis et al. 2018, Turner et al. 2020, as zero-cost-nas
+ * measures/fisher.py): for the output activation a [N, K, H, W] of every conv2d (and [N, K] of
+ * every linear) node, with g = dL/da (L the mean cross-entropy, training mode),
+ *   fisher_k = 0.5 * mean_n ( sum_hw a[n,k,h,w] g[n,k,h,w] )^2
+ * per output channel k. zero-cost-nas then broadcasts each channel's value over that channel's
+ * weights (weight.shape[1:]) before summing, so the score is
+ *   sum over conv/linear nodes, channels k of fisher_k * numel(W) / K.
+ * The activation includes the bias (F.conv2d / F.linear with bias, before BN). A layer run twice
+ * adds its two terms, as the reference's accumulation does. Higher = predicted better.
+ * Reads the activations and their gradients kept by the driver's backward of the loss. */
+#include "proxies_int.h"
+
+static double node_fisher(const nas_node *n, const nas_params *p) {
+    const int64_t N = n->shape[0], K = n->shape[1];
+    const int64_t HW = n->ndim == 4 ? n->shape[2] * n->shape[3] : 1;
+    const nas_param_id w = nas_proxy_weight_of(n);
+    const double per_channel = (double)nas_param_numel(p, w) / (double)nas_param_dim(p, w, 0);
+    double total = 0.0;
+    for (int64_t k = 0; k < K; k++) {
+        double sq = 0.0;
+        for (int64_t b = 0; b < N; b++) {
+            const float *a = n->data + (b * K + k) * HW, *g = n->grad + (b * K + k) * HW;
+            double s = 0.0;
+            for (int64_t i = 0; i < HW; i++) {
+                s += (double)a[i] * (double)g[i];
+            }
+            sq += s * s;
+        }
+        total += 0.5 * sq / (double)N * per_channel;
+    }
+    return total;
+}
+
+double nas_proxy_fisher(const nas_proxy_pass *ps) {
+    double score = 0.0;
+    for (int64_t i = 0; i < ps->g->n_nodes; i++) {
+        const nas_node *n = nas_graph_node(ps->g, i);
+        if (nas_proxy_weight_of(n) >= 0 && n->grad != NULL && n->data != NULL) {
+            score += node_fisher(n, ps->p);
+        }
+    }
+    return score;
+}

@@ -1,0 +1,565 @@
+/* proxy_synflow.c - synflow (Tanaka et al., "Pruning neural networks without any data by
+ * iteratively conserving synaptic flow", NeurIPS 2020; as zero-cost-nas measures/synflow.py with
+ * bn=False): every parameter replaced by its absolute value, batch norm removed, one all-ones
+ * input of batch 1, R = sum of the outputs, and
+ *   score = sum over conv and linear weights W of sum |W * dR/dW|.
+ * Higher = predicted better. Layers: every Conv2d and Linear weight (biases enter the forward
+ * pass as |b| but are not summed), each counted once.
+ *
+ * Precision. Products of |W| over depth overflow float32 on deep networks, so the reference runs
+ * the network in float64. Our engine is float32: this file interprets the model's batch-1
+ * recording (the nodes nas_model_forward recorded) node by node in double precision with its own
+ * kernels: im2col + cblas_dgemm convolutions, linear, pools, ReLU, sums, views. BN nodes pass
+ * their input through (bn=False). An op outside that set is NAS_ERR_UNSUPPORTED naming it.
+ *
+ * Weight gradients are not formed. Every value and every dR/d(value) in this network is >= 0
+ * (ones input, |W|, |b|, ReLU, pooling, sums), so |W * dR/dW| = W * dR/dW, and since a conv or
+ * linear output y = f(x, W) + b is linear in W,
+ *   sum_W W * dR/dW = sum_y dR/dy * (y - b),
+ * which needs only the activations and the gradients with respect to them (no weight-gradient
+ * GEMM). A weight read by several nodes gets the sum of their terms, as its gradient would. */
+#include "proxies_int.h"
+#include "ops/conv_int.h"
+
+#include <cblas.h>
+#include <math.h>
+
+/* Per node: offsets (in doubles) of its value and gradient in the workspace, -1 = none. */
+typedef struct dnode {
+    int64_t val, grad;
+} dnode;
+
+typedef struct synflow_ws {
+    nas_graph *g;
+    nas_params *p;
+    double *mem;
+    dnode *nd;
+    double *col; /* im2col scratch */
+    double score;
+} synflow_ws;
+
+static double *val(const synflow_ws *w, const nas_node *n) {
+    return w->mem + w->nd[n->index].val;
+}
+
+static double *grd(const synflow_ws *w, const nas_node *n) {
+    return w->nd[n->index].grad >= 0 ? w->mem + w->nd[n->index].grad : NULL;
+}
+
+/* y[M, N] (ldc) = A[M, K] (lda) B[K, N] (ldb) + beta y, columns split across threads (each
+ * output element is computed by one thread, so the result does not depend on the count). */
+static void dgemm_nn(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, const double *B,
+                     int64_t ldb, double beta, double *C, int64_t ldc) {
+    const int parts = N >= 512 ? nas_max_threads() : 1;
+    NAS_OMP_FOR
+    for (int t = 0; t < parts; t++) {
+        int64_t b, e;
+        nas_split_range(N, parts, t, &b, &e);
+        if (e > b) {
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)(e - b), (int)K, 1.0,
+                        A, (int)lda, B + b, (int)ldb, beta, C + b, (int)ldc);
+        }
+    }
+}
+
+/* C[M, N] += A^T B with A [K, M] (lda), B [K, N]: columns split across threads. */
+static void dgemm_tn(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, const double *B,
+                     int64_t ldb, double beta, double *C, int64_t ldc) {
+    const int parts = N >= 512 ? nas_max_threads() : 1;
+    NAS_OMP_FOR
+    for (int t = 0; t < parts; t++) {
+        int64_t b, e;
+        nas_split_range(N, parts, t, &b, &e);
+        if (e > b) {
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)M, (int)(e - b), (int)K, 1.0, A,
+                        (int)lda, B + b, (int)ldb, beta, C + b, (int)ldc);
+        }
+    }
+}
+
+static int conv_direct(const nas_conv_geom *c) {
+    return c->KH == 1 && c->KW == 1 && c->sh == 1 && c->sw == 1 && c->ph == 0 && c->pw == 0;
+}
+
+/* col[(ci * KH + a) * KW + b][oh * OW + ow] for input channels [c0, c0 + cn) of one image. */
+static void im2col(const nas_conv_geom *c, const double *x, int64_t c0, int64_t cn, double *col) {
+    const int64_t P = c->OH * c->OW;
+    NAS_OMP_FOR
+    for (int64_t ci = 0; ci < cn; ci++) {
+        const double *xc = x + (c0 + ci) * c->H * c->W;
+        for (int64_t a = 0; a < c->KH; a++) {
+            for (int64_t b = 0; b < c->KW; b++) {
+                double *row = col + ((ci * c->KH + a) * c->KW + b) * P;
+                for (int64_t oh = 0; oh < c->OH; oh++) {
+                    const int64_t ih = oh * c->sh - c->ph + a * c->dh;
+                    for (int64_t ow = 0; ow < c->OW; ow++) {
+                        const int64_t iw = ow * c->sw - c->pw + b * c->dw;
+                        row[oh * c->OW + ow] =
+                            ih >= 0 && ih < c->H && iw >= 0 && iw < c->W ? xc[ih * c->W + iw] : 0.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* dx += col2im(col) for input channels [c0, c0 + cn). */
+static void col2im_add(const nas_conv_geom *c, const double *col, int64_t c0, int64_t cn, double *dx) {
+    const int64_t P = c->OH * c->OW;
+    NAS_OMP_FOR
+    for (int64_t ci = 0; ci < cn; ci++) {
+        double *xc = dx + (c0 + ci) * c->H * c->W;
+        for (int64_t a = 0; a < c->KH; a++) {
+            for (int64_t b = 0; b < c->KW; b++) {
+                const double *row = col + ((ci * c->KH + a) * c->KW + b) * P;
+                for (int64_t oh = 0; oh < c->OH; oh++) {
+                    const int64_t ih = oh * c->sh - c->ph + a * c->dh;
+                    if (ih < 0 || ih >= c->H) {
+                        continue;
+                    }
+                    for (int64_t ow = 0; ow < c->OW; ow++) {
+                        const int64_t iw = ow * c->sw - c->pw + b * c->dw;
+                        if (iw >= 0 && iw < c->W) {
+                            xc[ih * c->W + iw] += row[oh * c->OW + ow];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void conv_forward(synflow_ws *w, const nas_node *n) {
+    const nas_conv_geom c = nas_conv_geom_of(n);
+    const double *x = val(w, n->src[0]), *wt = val(w, n->src[1]);
+    double *y = val(w, n);
+    const int64_t G = c.groups, Cg = c.C / G, Og = c.O / G, P = c.OH * c.OW;
+    const int64_t Kc = Cg * c.KH * c.KW;
+    for (int64_t b = 0; b < c.N; b++) {
+        for (int64_t gi = 0; gi < G; gi++) {
+            const double *src = x + (b * c.C + gi * Cg) * c.H * c.W;
+            if (!conv_direct(&c)) {
+                im2col(&c, x + b * c.C * c.H * c.W, gi * Cg, Cg, w->col);
+                src = w->col;
+            }
+            dgemm_nn(Og, P, Kc, wt + gi * Og * Kc, Kc, src, P, 0.0, y + (b * c.O + gi * Og) * P, P);
+        }
+    }
+    if (n->n_src > 2) {
+        const double *bias = val(w, n->src[2]);
+        for (int64_t b = 0; b < c.N; b++) {
+            for (int64_t o = 0; o < c.O; o++) {
+                double *yo = y + (b * c.O + o) * P;
+                for (int64_t i = 0; i < P; i++) {
+                    yo[i] += bias[o];
+                }
+            }
+        }
+    }
+}
+
+static void conv_backward(synflow_ws *w, const nas_node *n) {
+    const nas_conv_geom c = nas_conv_geom_of(n);
+    const double *wt = val(w, n->src[1]), *y = val(w, n), *dy = grd(w, n);
+    const double *bias = n->n_src > 2 ? val(w, n->src[2]) : NULL;
+    double *dx = grd(w, n->src[0]);
+    const int64_t G = c.groups, Cg = c.C / G, Og = c.O / G, P = c.OH * c.OW;
+    const int64_t Kc = Cg * c.KH * c.KW;
+    double s = 0.0;
+    for (int64_t b = 0; b < c.N; b++) {
+        for (int64_t o = 0; o < c.O; o++) {
+            const double bo = bias != NULL ? bias[o] : 0.0;
+            const double *yo = y + (b * c.O + o) * P, *go = dy + (b * c.O + o) * P;
+            for (int64_t i = 0; i < P; i++) {
+                s += go[i] * (yo[i] - bo);
+            }
+        }
+    }
+    w->score += s;
+    if (dx == NULL) {
+        return;
+    }
+    for (int64_t b = 0; b < c.N; b++) {
+        for (int64_t gi = 0; gi < G; gi++) {
+            const double *gy = dy + (b * c.O + gi * Og) * P;
+            if (conv_direct(&c)) {
+                dgemm_tn(Kc, P, Og, wt + gi * Og * Kc, Kc, gy, P, 1.0,
+                         dx + (b * c.C + gi * Cg) * c.H * c.W, P);
+            } else {
+                dgemm_tn(Kc, P, Og, wt + gi * Og * Kc, Kc, gy, P, 0.0, w->col, P);
+                col2im_add(&c, w->col, gi * Cg, Cg, dx + b * c.C * c.H * c.W);
+            }
+        }
+    }
+}
+
+static void linear_forward(synflow_ws *w, const nas_node *n) {
+    const nas_node *xn = n->src[0];
+    const int64_t N = xn->shape[0], F = xn->shape[1], O = n->shape[1];
+    const double *x = val(w, xn), *wt = val(w, n->src[1]);
+    double *y = val(w, n);
+    for (int64_t b = 0; b < N; b++) {
+        for (int64_t o = 0; o < O; o++) {
+            double s = n->n_src > 2 ? val(w, n->src[2])[o] : 0.0;
+            for (int64_t f = 0; f < F; f++) {
+                s += x[b * F + f] * wt[o * F + f];
+            }
+            y[b * O + o] = s;
+        }
+    }
+}
+
+static void linear_backward(synflow_ws *w, const nas_node *n) {
+    const nas_node *xn = n->src[0];
+    const int64_t N = xn->shape[0], F = xn->shape[1], O = n->shape[1];
+    const double *wt = val(w, n->src[1]), *y = val(w, n), *dy = grd(w, n);
+    double *dx = grd(w, xn);
+    for (int64_t b = 0; b < N; b++) {
+        for (int64_t o = 0; o < O; o++) {
+            const double bo = n->n_src > 2 ? val(w, n->src[2])[o] : 0.0;
+            w->score += dy[b * O + o] * (y[b * O + o] - bo);
+            if (dx != NULL) {
+                for (int64_t f = 0; f < F; f++) {
+                    dx[b * F + f] += dy[b * O + o] * wt[o * F + f];
+                }
+            }
+        }
+    }
+}
+
+/* Pooling geometry of a pool node. */
+typedef struct pool_g {
+    int64_t planes, H, W, OH, OW, k, s, p, count_pad;
+} pool_g;
+
+static pool_g pool_of(const nas_node *n) {
+    const nas_node *x = n->src[0];
+    pool_g q = {x->shape[0] * x->shape[1], x->shape[2], x->shape[3], n->shape[2], n->shape[3],
+                n->iparam[0], n->iparam[1], n->iparam[2], n->iparam[3]};
+    return q;
+}
+
+/* avg (max = 0) or max pool forward; backward when dy != NULL (accumulating into dx). */
+static void pool_run(const nas_node *n, int is_max, const double *x, double *y, const double *dy,
+                     double *dx) {
+    const pool_g q = pool_of(n);
+    NAS_OMP_FOR
+    for (int64_t pl = 0; pl < q.planes; pl++) {
+        const double *xp = x + pl * q.H * q.W;
+        for (int64_t oh = 0; oh < q.OH; oh++) {
+            for (int64_t ow = 0; ow < q.OW; ow++) {
+                const int64_t h0 = oh * q.s - q.p, w0 = ow * q.s - q.p;
+                double acc = is_max ? -(double)INFINITY : 0.0;
+                int64_t cnt = 0, arg = -1;
+                for (int64_t a = 0; a < q.k; a++) {
+                    for (int64_t b = 0; b < q.k; b++) {
+                        const int64_t ih = h0 + a, iw = w0 + b;
+                        if (ih < 0 || ih >= q.H || iw < 0 || iw >= q.W) {
+                            continue;
+                        }
+                        const double v = xp[ih * q.W + iw];
+                        if (is_max) {
+                            if (v > acc || arg < 0) {
+                                acc = v;
+                                arg = ih * q.W + iw;
+                            }
+                        } else {
+                            acc += v;
+                        }
+                        cnt++;
+                    }
+                }
+                const double div = q.count_pad ? (double)(q.k * q.k) : (double)(cnt > 0 ? cnt : 1);
+                const int64_t o = pl * q.OH * q.OW + oh * q.OW + ow;
+                if (dy == NULL) {
+                    y[o] = is_max ? acc : acc / div;
+                    continue;
+                }
+                double *dxp = dx + pl * q.H * q.W;
+                if (is_max) {
+                    if (arg >= 0) {
+                        dxp[arg] += dy[o];
+                    }
+                    continue;
+                }
+                for (int64_t a = 0; a < q.k; a++) {
+                    for (int64_t b = 0; b < q.k; b++) {
+                        const int64_t ih = h0 + a, iw = w0 + b;
+                        if (ih >= 0 && ih < q.H && iw >= 0 && iw < q.W) {
+                            dxp[ih * q.W + iw] += dy[o] / div;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Channel offset of source s within a concat's output channels. */
+static int64_t concat_offset(const nas_node *n, int s) {
+    int64_t c = 0;
+    for (int i = 0; i < s; i++) {
+        c += n->src[i]->shape[1];
+    }
+    return c;
+}
+
+static int64_t plane_of(const nas_node *n) {
+    int64_t p = 1;
+    for (int i = 2; i < n->ndim; i++) {
+        p *= n->shape[i];
+    }
+    return p;
+}
+
+static nas_status node_forward(synflow_ws *w, const nas_node *n) {
+    double *y = val(w, n);
+    const int64_t m = n->numel;
+    switch (n->op) {
+        case NAS_OP_INPUT:
+            for (int64_t i = 0; i < m; i++) {
+                y[i] = 1.0;
+            }
+            return NAS_OK;
+        case NAS_OP_PARAM: {
+            const float *d = nas_params_data(n->params) + nas_param_offset(n->params, n->pid);
+            for (int64_t i = 0; i < m; i++) {
+                y[i] = fabs((double)d[i]);
+            }
+            return NAS_OK;
+        }
+        case NAS_OP_CONV2D:
+            conv_forward(w, n);
+            return NAS_OK;
+        case NAS_OP_LINEAR:
+            linear_forward(w, n);
+            return NAS_OK;
+        case NAS_OP_BATCH_NORM: /* removed: bn=False */
+        case NAS_OP_IDENTITY:
+        case NAS_OP_DROPOUT:
+            memcpy(y, val(w, n->src[0]), (size_t)m * sizeof(double));
+            return NAS_OK;
+        case NAS_OP_VIEW:
+            memcpy(y, val(w, n->src[0]) + n->alias_offset, (size_t)m * sizeof(double));
+            return NAS_OK;
+        case NAS_OP_RELU:
+        case NAS_OP_RELU6: {
+            const double *x = val(w, n->src[0]), hi = n->op == NAS_OP_RELU6 ? 6.0 : (double)INFINITY;
+            for (int64_t i = 0; i < m; i++) {
+                y[i] = x[i] > 0.0 ? (x[i] < hi ? x[i] : hi) : 0.0;
+            }
+            return NAS_OK;
+        }
+        case NAS_OP_AVG_POOL:
+        case NAS_OP_MAX_POOL:
+            pool_run(n, n->op == NAS_OP_MAX_POOL, val(w, n->src[0]), y, NULL, NULL);
+            return NAS_OK;
+        case NAS_OP_GLOBAL_AVG_POOL: {
+            const nas_node *x = n->src[0];
+            const int64_t P = x->shape[2] * x->shape[3];
+            const double *xv = val(w, x);
+            for (int64_t i = 0; i < m; i++) {
+                double s = 0.0;
+                for (int64_t j = 0; j < P; j++) {
+                    s += xv[i * P + j];
+                }
+                y[i] = s / (double)P;
+            }
+            return NAS_OK;
+        }
+        case NAS_OP_ADD:
+        case NAS_OP_SUM:
+            memset(y, 0, (size_t)m * sizeof(double));
+            for (int s = 0; s < n->n_src; s++) {
+                if (n->src[s]->numel != m) {
+                    return NAS_ERR_UNSUPPORTED; /* broadcasting add */
+                }
+                const double *x = val(w, n->src[s]);
+                for (int64_t i = 0; i < m; i++) {
+                    y[i] += x[i];
+                }
+            }
+            return NAS_OK;
+        case NAS_OP_ZERO:
+            memset(y, 0, (size_t)m * sizeof(double));
+            return NAS_OK;
+        case NAS_OP_SCALE: {
+            const double s = (double)n->fparam[0];
+            if (s < 0.0) {
+                return NAS_ERR_UNSUPPORTED; /* would break the all-positive identity */
+            }
+            const double *x = val(w, n->src[0]);
+            for (int64_t i = 0; i < m; i++) {
+                y[i] = s * x[i];
+            }
+            return NAS_OK;
+        }
+        case NAS_OP_CONCAT:
+        case NAS_OP_PAD_CHANNELS: {
+            const int64_t N = n->shape[0], P = plane_of(n), C = n->shape[1];
+            memset(y, 0, (size_t)m * sizeof(double));
+            for (int s = 0; s < n->n_src; s++) {
+                const nas_node *x = n->src[s];
+                const int64_t Cs = x->shape[1], c0 = concat_offset(n, s);
+                for (int64_t b = 0; b < N; b++) {
+                    memcpy(y + (b * C + c0) * P, val(w, x) + b * Cs * P, (size_t)(Cs * P) * sizeof(double));
+                }
+            }
+            return NAS_OK;
+        }
+        default:
+            return NAS_ERR_UNSUPPORTED;
+    }
+}
+
+static void add_to(double *dx, const double *dy, int64_t m, double s) {
+    if (dx != NULL) {
+        for (int64_t i = 0; i < m; i++) {
+            dx[i] += s * dy[i];
+        }
+    }
+}
+
+static void node_backward(synflow_ws *w, const nas_node *n) {
+    const double *dy = grd(w, n);
+    const int64_t m = n->numel;
+    switch (n->op) {
+        case NAS_OP_CONV2D:
+            conv_backward(w, n);
+            return;
+        case NAS_OP_LINEAR:
+            linear_backward(w, n);
+            return;
+        case NAS_OP_BATCH_NORM:
+        case NAS_OP_IDENTITY:
+        case NAS_OP_DROPOUT:
+            add_to(grd(w, n->src[0]), dy, m, 1.0);
+            return;
+        case NAS_OP_VIEW: {
+            double *dx = grd(w, n->src[0]);
+            add_to(dx != NULL ? dx + n->alias_offset : NULL, dy, m, 1.0);
+            return;
+        }
+        case NAS_OP_RELU:
+        case NAS_OP_RELU6: {
+            double *dx = grd(w, n->src[0]);
+            const double *x = val(w, n->src[0]), hi = n->op == NAS_OP_RELU6 ? 6.0 : (double)INFINITY;
+            if (dx != NULL) {
+                for (int64_t i = 0; i < m; i++) {
+                    dx[i] += x[i] > 0.0 && x[i] < hi ? dy[i] : 0.0;
+                }
+            }
+            return;
+        }
+        case NAS_OP_AVG_POOL:
+        case NAS_OP_MAX_POOL:
+            if (grd(w, n->src[0]) != NULL) {
+                pool_run(n, n->op == NAS_OP_MAX_POOL, val(w, n->src[0]), NULL, dy, grd(w, n->src[0]));
+            }
+            return;
+        case NAS_OP_GLOBAL_AVG_POOL: {
+            const nas_node *x = n->src[0];
+            const int64_t P = x->shape[2] * x->shape[3];
+            double *dx = grd(w, x);
+            if (dx != NULL) {
+                for (int64_t i = 0; i < m; i++) {
+                    for (int64_t j = 0; j < P; j++) {
+                        dx[i * P + j] += dy[i] / (double)P;
+                    }
+                }
+            }
+            return;
+        }
+        case NAS_OP_ADD:
+        case NAS_OP_SUM:
+            for (int s = 0; s < n->n_src; s++) {
+                add_to(grd(w, n->src[s]), dy, m, 1.0);
+            }
+            return;
+        case NAS_OP_SCALE:
+            add_to(grd(w, n->src[0]), dy, m, (double)n->fparam[0]);
+            return;
+        case NAS_OP_CONCAT:
+        case NAS_OP_PAD_CHANNELS: {
+            const int64_t N = n->shape[0], P = plane_of(n), C = n->shape[1];
+            for (int s = 0; s < n->n_src; s++) {
+                const nas_node *x = n->src[s];
+                double *dx = grd(w, x);
+                const int64_t Cs = x->shape[1], c0 = concat_offset(n, s);
+                for (int64_t b = 0; dx != NULL && b < N; b++) {
+                    add_to(dx + b * Cs * P, dy + (b * C + c0) * P, Cs * P, 1.0);
+                }
+            }
+            return;
+        }
+        default:
+            return; /* leaves, zero */
+    }
+}
+
+/* Offsets of every node's value and gradient; returns the total doubles (values, grads, col). */
+static int64_t layout(const nas_graph *g, dnode *nd, int64_t *col_size) {
+    int64_t at = 0;
+    *col_size = 1;
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        const nas_node *n = nas_graph_node(g, i);
+        nd[i].val = at;
+        at += n->numel;
+        nd[i].grad = -1;
+        if (n->op == NAS_OP_CONV2D) {
+            const nas_conv_geom c = nas_conv_geom_of(n);
+            *col_size = nas_max_i64(*col_size, (c.C / c.groups) * c.KH * c.KW * c.OH * c.OW);
+        }
+    }
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        const nas_node *n = nas_graph_node(g, i);
+        if (n->op != NAS_OP_INPUT && n->op != NAS_OP_PARAM && n->op != NAS_OP_LABELS) {
+            nd[i].grad = at;
+            at += n->numel;
+        }
+    }
+    return at;
+}
+
+nas_status nas_proxy_synflow(nas_proxies *pr, nas_params *p, nas_graph *g1, double *out) {
+    nas_ctx *ctx = pr->ctx;
+    if (g1->n_nodes == 0) {
+        return nas_fail(ctx, NAS_ERR_STATE, "synflow: empty network");
+    }
+    dnode *nd = nas_proxy_buf_reserve(ctx, &pr->work[0], (size_t)g1->n_nodes * sizeof(dnode));
+    if (nd == NULL) {
+        return NAS_ERR_NOMEM;
+    }
+    int64_t col_size;
+    const int64_t total = layout(g1, nd, &col_size);
+    double *mem = nas_proxy_buf_reserve(ctx, &pr->dbl, (size_t)(total + col_size) * sizeof(double));
+    if (mem == NULL) {
+        return NAS_ERR_NOMEM;
+    }
+    synflow_ws w = {g1, p, mem, nd, mem + total, 0.0};
+    for (int64_t i = 0; i < g1->n_nodes; i++) {
+        const nas_node *n = nas_graph_node(g1, i);
+        if (n->op == NAS_OP_PARAM_SLICE || node_forward(&w, n) != NAS_OK) {
+            return nas_fail(ctx, NAS_ERR_UNSUPPORTED,
+                            "synflow: the double-precision pass does not support op '%s' (node %lld)",
+                            nas_tensor_op_name(n), (long long)i);
+        }
+    }
+    /* gradients: zero, then dR/d(output) = 1 for R = sum of the last node (the logits) */
+    const nas_node *last = nas_graph_node(g1, g1->n_nodes - 1);
+    for (int64_t i = 0; i < g1->n_nodes; i++) {
+        const nas_node *n = nas_graph_node(g1, i);
+        if (nd[i].grad >= 0) {
+            memset(mem + nd[i].grad, 0, (size_t)n->numel * sizeof(double));
+        }
+    }
+    double *seed = grd(&w, last);
+    for (int64_t i = 0; i < last->numel; i++) {
+        seed[i] = 1.0;
+    }
+    for (int64_t i = g1->n_nodes - 1; i >= 0; i--) {
+        node_backward(&w, nas_graph_node(g1, i));
+    }
+    *out = w.score;
+    return NAS_OK;
+}

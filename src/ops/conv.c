@@ -1,0 +1,212 @@
+/* conv.c - the conv2d op: builder (shape checks), descriptor, and dispatch between the fast
+ * paths (oneDNN, conv_dnnl.c) and the naive twin (conv_naive.c).
+ * x [N, C, H, W], w [O, C/groups, KH, KW], bias [O] or NULL -> y [N, O, OH, OW] with
+ * OH = (H + 2 ph - dh (KH - 1) - 1) / sh + 1 (same for W). Backward accumulates into the grads
+ * of x, w and bias that are not NULL. */
+#include "conv_int.h"
+
+#include <stdio.h>
+
+static int positive_or_one(int v) {
+    return v == 0 ? 1 : v;
+}
+
+/* Check args and the shapes; on success fill geometry fields that do not need the output. */
+static int conv_check(nas_graph *g, const nas_node *x, const nas_node *w, const nas_node *bias,
+                      const nas_conv_args *a, int64_t *oh, int64_t *ow) {
+    char xs[64], ws[64], bs[64];
+    nas_shape_str(x, xs, sizeof xs);
+    nas_shape_str(w, ws, sizeof ws);
+    if (a->stride_h < 0 || a->stride_w < 0 || a->dilation_h < 0 || a->dilation_w < 0 ||
+        a->groups < 0 || a->pad_h < 0 || a->pad_w < 0) {
+        nas_graph_fail(g, NAS_ERR_ARG,
+                       "conv2d: negative argument (stride %d,%d pad %d,%d dilation %d,%d groups %d)",
+                       a->stride_h, a->stride_w, a->pad_h, a->pad_w, a->dilation_h, a->dilation_w,
+                       a->groups);
+        return 0;
+    }
+    if (x->ndim != 4 || w->ndim != 4) {
+        nas_graph_fail(g, NAS_ERR_SHAPE,
+                       "conv2d: input %s and weight %s must be 4-d ([N, C, H, W], [O, C/groups, KH, "
+                       "KW])", xs, ws);
+        return 0;
+    }
+    const int64_t groups = positive_or_one(a->groups);
+    if (x->shape[1] % groups != 0 || w->shape[0] % groups != 0) {
+        nas_graph_fail(g, NAS_ERR_SHAPE,
+                       "conv2d: %d groups do not divide the %lld input channels of %s and the %lld "
+                       "output channels of weight %s", (int)groups, (long long)x->shape[1], xs,
+                       (long long)w->shape[0], ws);
+        return 0;
+    }
+    if (w->shape[1] * groups != x->shape[1]) {
+        nas_graph_fail(g, NAS_ERR_SHAPE,
+                       "conv2d: input %s has %lld channels but weight %s with %d groups expects "
+                       "%lld", xs, (long long)x->shape[1], ws, (int)groups,
+                       (long long)(w->shape[1] * groups));
+        return 0;
+    }
+    const int64_t dh = positive_or_one(a->dilation_h), dw = positive_or_one(a->dilation_w);
+    const int64_t eh = dh * (w->shape[2] - 1) + 1, ew = dw * (w->shape[3] - 1) + 1;
+    const int64_t ph = x->shape[2] + 2 * (int64_t)a->pad_h, pw = x->shape[3] + 2 * (int64_t)a->pad_w;
+    if (eh > ph || ew > pw) {
+        nas_graph_fail(g, NAS_ERR_SHAPE,
+                       "conv2d: kernel %s (dilated extent %lldx%lld) is bigger than input %s padded "
+                       "to %lldx%lld", ws, (long long)eh, (long long)ew, xs, (long long)ph,
+                       (long long)pw);
+        return 0;
+    }
+    if (bias != NULL && (bias->ndim != 1 || bias->shape[0] != w->shape[0])) {
+        nas_graph_fail(g, NAS_ERR_SHAPE, "conv2d: bias %s does not fit weight %s (want [%lld])",
+                       nas_shape_str(bias, bs, sizeof bs), ws, (long long)w->shape[0]);
+        return 0;
+    }
+    *oh = (ph - eh) / positive_or_one(a->stride_h) + 1;
+    *ow = (pw - ew) / positive_or_one(a->stride_w) + 1;
+    return 1;
+}
+
+/* The implementation a conv uses under the context's backend setting. */
+typedef enum conv_path { PATH_NAIVE, PATH_GEMM, PATH_DW, PATH_DNNL } conv_path;
+
+static conv_path conv_choose(nas_ctx *ctx, const nas_conv_geom *c) {
+    switch (nas_conv_get_backend(ctx)) {
+        case NAS_CONV_NAIVE: return PATH_NAIVE;
+        case NAS_CONV_DNNL: return PATH_DNNL;
+        case NAS_CONV_AUTO: break;
+    }
+    if (nas_conv_is_pointwise(c)) {
+        return PATH_GEMM;
+    }
+    if (nas_conv_dw_preferred(c)) {
+        return PATH_DW;
+    }
+    return PATH_DNNL;
+}
+
+nas_tensor *nas_conv2d(nas_graph *g, nas_tensor *x, nas_tensor *w, nas_tensor *bias,
+                       const nas_conv_args *args) {
+    nas_tensor *src[3] = {x, w, bias};
+    if (!nas_ops_sources_ok(g, 2, src)) {
+        return NULL;
+    }
+    static const nas_conv_args defaults = {0};
+    const nas_conv_args *a = args != NULL ? args : &defaults;
+    int64_t oh, ow;
+    if (!conv_check(g, x, w, bias, a, &oh, &ow)) {
+        return NULL;
+    }
+    nas_node *n = nas_graph_append(g, NAS_OP_CONV2D, bias != NULL ? 3 : 2, src);
+    if (n == NULL) {
+        return NULL;
+    }
+    const int64_t shape[4] = {x->shape[0], w->shape[0], oh, ow};
+    nas_node_set_shape(n, 4, shape);
+    n->iparam[NAS_CONV_IP_SH] = positive_or_one(a->stride_h);
+    n->iparam[NAS_CONV_IP_SW] = positive_or_one(a->stride_w);
+    n->iparam[NAS_CONV_IP_PH] = a->pad_h;
+    n->iparam[NAS_CONV_IP_PW] = a->pad_w;
+    n->iparam[NAS_CONV_IP_DH] = positive_or_one(a->dilation_h);
+    n->iparam[NAS_CONV_IP_DW] = positive_or_one(a->dilation_w);
+    n->iparam[NAS_CONV_IP_GROUPS] = positive_or_one(a->groups);
+    const nas_conv_geom c = nas_conv_geom_of(n);
+    if (g->grad_enabled && conv_choose(g->ctx, &c) == PATH_DNNL) {
+        /* keep oneDNN's blocked copy of x for the weight gradient */
+        n->aux_bytes = nas_conv_dnnl_aux_bytes(g, &c, bias != NULL);
+    }
+    return n;
+}
+
+static nas_status conv_forward(nas_graph *g, nas_node *n) {
+    n->iparam[NAS_CONV_IP_AUX_SRC] = 0;
+    const nas_conv_geom c = nas_conv_geom_of(n);
+    const float *x = n->src[0]->data, *w = n->src[1]->data;
+    const float *b = n->n_src == 3 ? n->src[2]->data : NULL;
+    switch (conv_choose(g->ctx, &c)) {
+        case PATH_GEMM:
+            nas_conv_gemm_forward(&c, x, w, b, n->data);
+            return NAS_OK;
+        case PATH_DW: {
+            float *scratch = nas_graph_scratch(g, nas_conv_dw_scratch_bytes(&c));
+            if (scratch == NULL) {
+                return NAS_ERR_NOMEM;
+            }
+            nas_conv_dw_forward(&c, x, w, b, n->data, scratch);
+            return NAS_OK;
+        }
+        case PATH_DNNL: {
+            const nas_status st = nas_conv_dnnl_forward(g, n);
+            if (st != NAS_ERR_UNSUPPORTED) {
+                return st;
+            }
+            break;
+        }
+        case PATH_NAIVE: break;
+    }
+    nas_conv_naive_forward(&c, x, w, b, n->data);
+    return NAS_OK;
+}
+
+/* The naive backward of the parts not yet done (bit 0: dx, bit 1: dw and db). */
+static void conv_backward_naive(const nas_conv_geom *c, nas_node *n, unsigned done) {
+    const nas_node *x = n->src[0], *w = n->src[1];
+    float *db = n->n_src == 3 ? n->src[2]->grad : NULL;
+    if (x->grad != NULL && !(done & 1u)) {
+        nas_conv_naive_backward_data(c, n->grad, w->data, x->grad);
+    }
+    if (done & 2u) {
+        return;
+    }
+    if (w->grad != NULL) {
+        nas_conv_naive_backward_weights(c, x->data, n->grad, w->grad, db);
+    } else if (db != NULL) {
+        nas_conv_bias_grad(c, n->grad, db);
+    }
+}
+
+static void conv_backward(nas_graph *g, nas_node *n) {
+    const nas_conv_geom c = nas_conv_geom_of(n);
+    unsigned done = 0;
+    switch (conv_choose(g->ctx, &c)) {
+        case PATH_GEMM: {
+            const nas_node *x = n->src[0], *w = n->src[1];
+            if (x->grad != NULL) {
+                nas_conv_gemm_backward_data(&c, n->grad, w->data, x->grad);
+            }
+            nas_conv_gemm_backward_weights(&c, x->data, n->grad, w->grad,
+                                           n->n_src == 3 ? n->src[2]->grad : NULL);
+            return;
+        }
+        case PATH_DW: {
+            float *scratch = nas_graph_scratch(g, nas_conv_dw_scratch_bytes(&c));
+            if (scratch == NULL) {
+                break; /* no memory for the padded planes: the naive kernels need none */
+            }
+            const nas_node *x = n->src[0], *w = n->src[1];
+            if (x->grad != NULL) {
+                nas_conv_dw_backward_data(&c, n->grad, w->data, x->grad, scratch);
+            }
+            nas_conv_dw_backward_weights(&c, x->data, n->grad, w->grad,
+                                         n->n_src == 3 ? n->src[2]->grad : NULL, scratch);
+            return;
+        }
+        case PATH_DNNL:
+            /* backward has no status to return: whatever oneDNN could not do (an unsupported
+             * case, no memory for scratch) the naive kernels do */
+            if (nas_conv_dnnl_backward(g, n, &done) == NAS_OK) {
+                return;
+            }
+            break;
+        case PATH_NAIVE: break;
+    }
+    conv_backward_naive(&c, n, done);
+}
+
+static int64_t conv_macs(const nas_node *n) {
+    const nas_node *w = n->src[1];
+    return n->shape[0] * n->shape[1] * n->shape[2] * n->shape[3] * w->shape[1] * w->shape[2] *
+           w->shape[3];
+}
+
+const nas_op_desc nas_op_conv2d = {
+    .name = "conv2d", .forward = conv_forward, .backward = conv_backward, .macs = conv_macs};

@@ -1,0 +1,96 @@
+/* conv_int.h - internals of the conv2d op shared by its files: the geometry of one convolution,
+ * the naive twin (conv_naive.c: the reference for tests and the fallback), the oneDNN fast path
+ * (conv_dnnl.c) and the AVX2 depthwise kernel (conv_dw.c), and the backend switch tests use to
+ * force one path. Nothing here is public API. */
+#ifndef NAS_CONV_INT_H
+#define NAS_CONV_INT_H
+
+#include "ops_int.h"
+
+/* iparam slots of a conv2d node (set by the builder). */
+enum {
+    NAS_CONV_IP_SH = 0,
+    NAS_CONV_IP_SW,
+    NAS_CONV_IP_PH,
+    NAS_CONV_IP_PW,
+    NAS_CONV_IP_DH,
+    NAS_CONV_IP_DW,
+    NAS_CONV_IP_GROUPS,
+    NAS_CONV_IP_AUX_SRC /* set by forward: 1 when aux holds the fast path's blocked src */
+};
+
+/* One convolution: x [N, C, H, W] * w [O, C/groups, KH, KW] -> y [N, O, OH, OW]. */
+typedef struct nas_conv_geom {
+    int64_t N, C, H, W;
+    int64_t O, KH, KW, OH, OW;
+    int64_t sh, sw, ph, pw, dh, dw;
+    int64_t groups;
+} nas_conv_geom;
+
+/* The geometry of a built conv2d node. */
+nas_conv_geom nas_conv_geom_of(const nas_node *n);
+
+/* Naive twin (plain loops, every case). forward overwrites y (bias may be NULL); the backward
+ * kernels ACCUMULATE into dx, dw, db (db may be NULL). Deterministic for any thread count. */
+void nas_conv_naive_forward(const nas_conv_geom *c, const float *x, const float *w,
+                            const float *bias, float *y);
+void nas_conv_naive_backward_data(const nas_conv_geom *c, const float *dy, const float *w,
+                                  float *dx);
+void nas_conv_naive_backward_weights(const nas_conv_geom *c, const float *x, const float *dy,
+                                     float *dw, float *db);
+/* db[o] += sum over n, i, j of dy[n, o, i, j] (in double per channel, fixed order). */
+void nas_conv_bias_grad(const nas_conv_geom *c, const float *dy, float *db);
+
+/* 1x1 fast path (conv_gemm.c): sgemm on NCHW for 1x1, stride 1, no padding, one group.
+ * Same contracts as the naive kernels (forward overwrites, backward accumulates; dw or db may be
+ * NULL in backward_weights). */
+int nas_conv_is_pointwise(const nas_conv_geom *c);
+void nas_conv_gemm_forward(const nas_conv_geom *c, const float *x, const float *w,
+                           const float *bias, float *y);
+void nas_conv_gemm_backward_data(const nas_conv_geom *c, const float *dy, const float *w,
+                                 float *dx);
+void nas_conv_gemm_backward_weights(const nas_conv_geom *c, const float *x, const float *dy,
+                                    float *dw, float *db);
+
+/* Depthwise fast path (conv_dw.c): groups == C == O, stride along W 1 or 2, kernels up to 8x8.
+ * `scratch` holds nas_conv_dw_scratch_bytes (per-thread padded planes). Same contracts as the
+ * naive kernels. */
+int nas_conv_is_depthwise(const nas_conv_geom *c);
+/* The depthwise kernels are used (under AUTO) where they beat oneDNN: 8 output columns and up. */
+int nas_conv_dw_preferred(const nas_conv_geom *c);
+size_t nas_conv_dw_scratch_bytes(const nas_conv_geom *c);
+void nas_conv_dw_forward(const nas_conv_geom *c, const float *x, const float *w,
+                         const float *bias, float *y, float *scratch);
+void nas_conv_dw_backward_data(const nas_conv_geom *c, const float *dy, const float *w,
+                               float *dx, float *scratch);
+void nas_conv_dw_backward_weights(const nas_conv_geom *c, const float *x, const float *dy,
+                                  float *dw, float *db, float *scratch);
+
+/* Which implementation conv2d uses. AUTO = the fastest path per case (sgemm for 1x1, the AVX2
+ * kernel for depthwise, oneDNN for the rest), falling back to naive when oneDNN rejects a case.
+ * The default comes from the environment variable NAS_CONV_BACKEND
+ * (auto | naive | dnnl) read once per context; tests override it per context. */
+typedef enum nas_conv_backend {
+    NAS_CONV_AUTO = 0,
+    NAS_CONV_NAIVE,
+    NAS_CONV_DNNL /* oneDNN for every case it implements (1x1 and depthwise included) */
+} nas_conv_backend;
+
+void nas_conv_set_backend(nas_ctx *ctx, nas_conv_backend b);
+nas_conv_backend nas_conv_get_backend(nas_ctx *ctx);
+
+/* oneDNN fast path. forward fills n->data (and aux when it holds the blocked src); backward
+ * accumulates into the non-NULL grads of x, w and bias. NAS_ERR_UNSUPPORTED when oneDNN has no
+ * implementation for the case (the caller falls back to naive, no message kept); other errors
+ * set the message. */
+nas_status nas_conv_dnnl_forward(nas_graph *g, nas_node *n);
+/* *done gets bit 0 when dx was accumulated, bit 1 when dw and db were: on an error the caller
+ * computes the rest with the naive kernels. */
+nas_status nas_conv_dnnl_backward(nas_graph *g, nas_node *n, unsigned *done);
+/* Bytes of aux a training node needs to keep the blocked x from forward to backward (0 when
+ * the primitive reads x as it is). Creates the forward primitive (cached) to find out. */
+size_t nas_conv_dnnl_aux_bytes(nas_graph *g, const nas_conv_geom *c, int has_bias);
+/* Number of cached primitive sets in ctx (tests check cache hits). */
+int64_t nas_conv_dnnl_cache_size(nas_ctx *ctx);
+
+#endif

@@ -1,0 +1,468 @@
+/* pool.c - pooling ops over H, W of x [N, C, H, W]: max pool, avg pool (padding counted in the
+ * divisor or not) and global average pool. Kernels: separable box sums for NB201's 3x3 stride 1
+ * pad 1 average, a 2x2 stride 2 average (the reduction shortcut), and for every other shape
+ * (and all max pooling) a kernel vectorised across the interior columns of each output row.
+ * Each has a naive twin in pool_naive.c that tests compare it with on random shapes.
+ * Output size is floor((H + 2 pad - k) / stride) + 1, as PyTorch's default (ceil_mode off). */
+#include "ops_int.h"
+#include "pool_int.h"
+#include "simd_int.h"
+
+#include <math.h>
+
+#define ROW_MAX 4096 /* widest row the separable 3x3 kernel handles on the stack */
+
+/* ---- builders */
+
+static nas_node *pool_build(nas_graph *g, nas_tensor *x, int op, int k, int stride, int pad,
+                            int count_pad) {
+    if (!nas_ops_sources_ok(g, 1, &x)) {
+        return NULL;
+    }
+    const char *name = op == NAS_OP_MAX_POOL ? "max_pool" : "avg_pool";
+    char a[64];
+    if (x->ndim != 4) {
+        return nas_graph_fail(g, NAS_ERR_SHAPE, "%s: input %s is not [N, C, H, W]", name,
+                              nas_shape_str(x, a, sizeof a));
+    }
+    if (k < 1 || stride < 1 || pad < 0 || 2 * pad > k) {
+        return nas_graph_fail(g, NAS_ERR_ARG,
+                              "%s: kernel %d, stride %d, pad %d (need k >= 1, stride >= 1, "
+                              "0 <= pad <= k / 2)",
+                              name, k, stride, pad);
+    }
+    const int64_t Ho = (x->shape[2] + 2 * pad - k) / stride + 1;
+    const int64_t Wo = (x->shape[3] + 2 * pad - k) / stride + 1;
+    if (x->shape[2] + 2 * pad < k || x->shape[3] + 2 * pad < k) {
+        return nas_graph_fail(g, NAS_ERR_SHAPE, "%s: kernel %d with pad %d does not fit input %s",
+                              name, k, pad, nas_shape_str(x, a, sizeof a));
+    }
+    nas_node *n = nas_graph_append(g, op, 1, &x);
+    if (n == NULL) {
+        return NULL;
+    }
+    const int64_t shape[4] = {x->shape[0], x->shape[1], Ho, Wo};
+    nas_node_set_shape(n, 4, shape);
+    n->iparam[0] = k;
+    n->iparam[1] = stride;
+    n->iparam[2] = pad;
+    n->iparam[3] = count_pad != 0;
+    if (op == NAS_OP_MAX_POOL) {
+        n->aux_bytes = (size_t)n->numel * sizeof(int32_t); /* argmax per output */
+    }
+    return n;
+}
+
+nas_tensor *nas_max_pool(nas_graph *g, nas_tensor *x, int k, int stride, int pad) {
+    return pool_build(g, x, NAS_OP_MAX_POOL, k, stride, pad, 0);
+}
+
+nas_tensor *nas_avg_pool(nas_graph *g, nas_tensor *x, int k, int stride, int pad, int count_pad) {
+    return pool_build(g, x, NAS_OP_AVG_POOL, k, stride, pad, count_pad);
+}
+
+static nas_pool_geom geom_of(const nas_node *n) {
+    const nas_node *x = n->src[0];
+    nas_pool_geom s = {x->shape[0] * x->shape[1],
+                       x->shape[2],
+                       x->shape[3],
+                       n->shape[2],
+                       n->shape[3],
+                       n->iparam[0],
+                       n->iparam[1],
+                       n->iparam[2],
+                       n->iparam[3]};
+    return s;
+}
+
+/* [*ow0, *ow1): the output columns whose window lies inside the input's columns,
+ * ow * stride - pad >= 0 and ow * stride - pad + k <= W. */
+static void interior_cols(const nas_pool_geom *s, int64_t *ow0, int64_t *ow1) {
+    *ow0 = nas_min_i64(s->Wo, (s->pad + s->stride - 1) / s->stride);
+    *ow1 = nas_max_i64(*ow0, nas_min_i64(s->Wo, (s->W + s->pad - s->k) / s->stride + 1));
+}
+
+/* ---- max pool. Outputs whose window lies inside the input's columns (all but a border of about
+ * pad / stride on each side) run vectorised across the output row: each tap, in the same
+ * row-major order and with the same comparisons as the naive kernel, updates the whole row's
+ * running maxima, so results are bit-identical to it; the border outputs use it directly. */
+
+void nas_pool_max_forward(const nas_pool_geom *s, const float *x, float *y, int32_t *idx) {
+    const int64_t H = s->H, W = s->W, Ho = s->Ho, Wo = s->Wo, k = s->k, st = s->stride;
+    int64_t ow0, ow1;
+    interior_cols(s, &ow0, &ow1);
+    NAS_OMP_FOR_IF(s->planes * s->H * s->W >= NAS_PAR_MIN)
+    for (int64_t p = 0; p < s->planes; p++) {
+        const float *xp = x + p * H * W;
+        float *yp = y + p * Ho * Wo;
+        int32_t *ip = idx + p * Ho * Wo;
+        for (int64_t oh = 0; oh < Ho; oh++) {
+            for (int64_t ow = 0; ow < ow0; ow++) {
+                nas_pool_max_at(s, xp, oh, ow, &yp[oh * Wo + ow], &ip[oh * Wo + ow]);
+            }
+            for (int64_t ow = ow1; ow < Wo; ow++) {
+                nas_pool_max_at(s, xp, oh, ow, &yp[oh * Wo + ow], &ip[oh * Wo + ow]);
+            }
+            const int64_t h0 = nas_max_i64(oh * st - s->pad, 0);
+            const int64_t h1 = nas_min_i64(oh * st - s->pad + k, H);
+            float *best = yp + oh * Wo;
+            int32_t *arg = ip + oh * Wo;
+            NAS_SIMD
+            for (int64_t ow = ow0; ow < ow1; ow++) {
+                best[ow] = -INFINITY;
+                arg[ow] = (int32_t)(h0 * W + ow * st - s->pad);
+            }
+            /* taps in row-major order, each one across the whole row of outputs */
+            for (int64_t h = h0; h < h1; h++) {
+                for (int64_t kw = 0; kw < k; kw++) {
+                    const int32_t base = (int32_t)(h * W - s->pad + kw);
+                    NAS_SIMD
+                    for (int64_t ow = ow0; ow < ow1; ow++) {
+                        const int32_t at = base + (int32_t)(ow * st);
+                        const float v = xp[at];
+                        const int better = v > best[ow] || v != v;
+                        best[ow] = better ? v : best[ow];
+                        arg[ow] = better ? at : arg[ow];
+                    }
+                }
+            }
+        }
+    }
+}
+
+static nas_status max_pool_forward(nas_graph *g, nas_node *n) {
+    (void)g;
+    const nas_pool_geom s = geom_of(n);
+    nas_pool_max_forward(&s, n->src[0]->data, n->data, n->aux);
+    return NAS_OK;
+}
+
+static void max_pool_backward(nas_graph *g, nas_node *n) {
+    (void)g;
+    if (n->src[0]->grad == NULL) {
+        return;
+    }
+    const nas_pool_geom s = geom_of(n);
+    nas_pool_max_backward(&s, n->aux, n->grad, n->src[0]->grad);
+}
+
+const nas_op_desc nas_op_max_pool = {
+    .name = "max_pool", .forward = max_pool_forward, .backward = max_pool_backward};
+
+/* ---- avg pool, specialised 3x3 stride 1 pad 1 (Ho = H, Wo = W): separable box sums.
+ * inv_w[w] and inv_h[h] are 1/3 or 1/2 (count_pad 0: taps inside the input) or 1/3 (count_pad 1),
+ * so the divisor of output (h, w) is 1 / (inv_h[h] inv_w[w]). */
+
+static void inv_counts(int64_t len, int count_pad, float *inv) {
+    for (int64_t i = 0; i < len; i++) {
+        const int taps = count_pad ? 3 : 1 + (i > 0) + (i + 1 < len);
+        inv[i] = 1.0f / (float)taps;
+    }
+}
+
+/* out[w] = v[w - 1] + v[w] + v[w + 1] with zeros outside [0, W); vp = v shifted by one with
+ * vp[0] = vp[W + 1] = 0. */
+static void box_row(const float *vp, int64_t W, float *out, const float *scale, float row_scale) {
+    NAS_SIMD
+    for (int64_t w = 0; w < W; w++) {
+        out[w] = (vp[w] + vp[w + 1] + vp[w + 2]) * (scale[w] * row_scale);
+    }
+}
+
+static void avg3_forward(const nas_pool_geom *s, const float *x, float *y) {
+    const int64_t H = s->H, W = s->W;
+    float inv_w[ROW_MAX], inv_h[ROW_MAX];
+    inv_counts(W, s->count_pad, inv_w);
+    inv_counts(H, s->count_pad, inv_h);
+    NAS_OMP_FOR_IF(s->planes * s->H * s->W >= NAS_PAR_MIN)
+    for (int64_t p = 0; p < s->planes; p++) {
+        float vp[ROW_MAX + 2];
+        const float *xp = x + p * H * W;
+        float *yp = y + p * H * W;
+        vp[0] = 0.0f;
+        vp[W + 1] = 0.0f;
+        for (int64_t h = 0; h < H; h++) {
+            const float *r1 = xp + h * W;
+            const float *r0 = h > 0 ? r1 - W : NULL, *r2 = h + 1 < H ? r1 + W : NULL;
+            if (r0 != NULL && r2 != NULL) {
+                NAS_SIMD
+                for (int64_t w = 0; w < W; w++) {
+                    vp[w + 1] = r0[w] + r1[w] + r2[w];
+                }
+            } else {
+                const float *other = r0 != NULL ? r0 : r2;
+                NAS_SIMD
+                for (int64_t w = 0; w < W; w++) {
+                    vp[w + 1] = r1[w] + (other != NULL ? other[w] : 0.0f);
+                }
+            }
+            box_row(vp, W, yp + h * W, inv_w, inv_h[h]);
+        }
+    }
+}
+
+/* dx[h, w] += sum over the 3x3 outputs around (h, w) of dy / divisor: the same box sum applied to
+ * dy scaled by the inverse divisors. */
+static void avg3_backward(const nas_pool_geom *s, const float *dy, float *dx) {
+    const int64_t H = s->H, W = s->W;
+    float inv_w[ROW_MAX], inv_h[ROW_MAX];
+    inv_counts(W, s->count_pad, inv_w);
+    inv_counts(H, s->count_pad, inv_h);
+    NAS_OMP_FOR_IF(s->planes * s->H * s->W >= NAS_PAR_MIN)
+    for (int64_t p = 0; p < s->planes; p++) {
+        float vp[ROW_MAX + 2], row[ROW_MAX];
+        const float *dyp = dy + p * H * W;
+        float *dxp = dx + p * H * W;
+        vp[0] = 0.0f;
+        vp[W + 1] = 0.0f;
+        for (int64_t h = 0; h < H; h++) {
+            NAS_SIMD
+            for (int64_t w = 0; w < W; w++) {
+                vp[w + 1] = dyp[h * W + w] * inv_h[h];
+            }
+            if (h > 0) {
+                NAS_SIMD
+                for (int64_t w = 0; w < W; w++) {
+                    vp[w + 1] += dyp[(h - 1) * W + w] * inv_h[h - 1];
+                }
+            }
+            if (h + 1 < H) {
+                NAS_SIMD
+                for (int64_t w = 0; w < W; w++) {
+                    vp[w + 1] += dyp[(h + 1) * W + w] * inv_h[h + 1];
+                }
+            }
+            NAS_SIMD
+            for (int64_t w = 0; w < W; w++) {
+                vp[w + 1] *= inv_w[w];
+            }
+            NAS_SIMD
+            for (int64_t w = 0; w < W; w++) {
+                row[w] = vp[w] + vp[w + 1] + vp[w + 2];
+            }
+            NAS_SIMD
+            for (int64_t w = 0; w < W; w++) {
+                dxp[h * W + w] += row[w];
+            }
+        }
+    }
+}
+
+/* ---- avg pool, specialised 2x2 stride 2 pad 0 (the reduction shortcut): no padding, so both
+ * count modes divide by 4. */
+
+static void avg2_forward(const nas_pool_geom *s, const float *x, float *y) {
+    const int64_t H = s->H, W = s->W, Ho = s->Ho, Wo = s->Wo;
+    NAS_OMP_FOR_IF(s->planes * s->H * s->W >= NAS_PAR_MIN)
+    for (int64_t p = 0; p < s->planes; p++) {
+        for (int64_t oh = 0; oh < Ho; oh++) {
+            const float *r0 = x + p * H * W + 2 * oh * W, *r1 = r0 + W;
+            float *yr = y + (p * Ho + oh) * Wo;
+            NAS_SIMD
+            for (int64_t ow = 0; ow < Wo; ow++) {
+                yr[ow] = ((r0[2 * ow] + r0[2 * ow + 1]) + (r1[2 * ow] + r1[2 * ow + 1])) * 0.25f;
+            }
+        }
+    }
+}
+
+static void avg2_backward(const nas_pool_geom *s, const float *dy, float *dx) {
+    const int64_t H = s->H, W = s->W, Ho = s->Ho, Wo = s->Wo;
+    NAS_OMP_FOR_IF(s->planes * s->H * s->W >= NAS_PAR_MIN)
+    for (int64_t p = 0; p < s->planes; p++) {
+        for (int64_t oh = 0; oh < Ho; oh++) {
+            float *r0 = dx + p * H * W + 2 * oh * W, *r1 = r0 + W;
+            const float *dr = dy + (p * Ho + oh) * Wo;
+            for (int64_t ow = 0; ow < Wo; ow++) {
+                const float d = dr[ow] * 0.25f;
+                r0[2 * ow] += d;
+                r0[2 * ow + 1] += d;
+                r1[2 * ow] += d;
+                r1[2 * ow + 1] += d;
+            }
+        }
+    }
+}
+
+/* ---- avg pool, any k / stride / pad: like max pool, the outputs whose window lies inside the
+ * input's columns run vectorised across the row, tap by tap in row-major order (forward sums in
+ * the naive kernel's order, so it is bit-identical to it); border columns use the naive code.
+ * Interior outputs divide by k * k (count_pad) or by (rows inside) * k. */
+
+static void avg_general_forward(const nas_pool_geom *s, const float *x, float *y) {
+    const int64_t H = s->H, W = s->W, Ho = s->Ho, Wo = s->Wo, k = s->k, st = s->stride;
+    int64_t ow0, ow1;
+    interior_cols(s, &ow0, &ow1);
+    NAS_OMP_FOR_IF(s->planes * s->H * s->W >= NAS_PAR_MIN)
+    for (int64_t p = 0; p < s->planes; p++) {
+        const float *xp = x + p * H * W;
+        float *yp = y + p * Ho * Wo;
+        for (int64_t oh = 0; oh < Ho; oh++) {
+            float *yr = yp + oh * Wo;
+            for (int64_t ow = 0; ow < ow0; ow++) {
+                yr[ow] = nas_pool_avg_at(s, xp, oh, ow);
+            }
+            for (int64_t ow = ow1; ow < Wo; ow++) {
+                yr[ow] = nas_pool_avg_at(s, xp, oh, ow);
+            }
+            const int64_t h0 = nas_max_i64(oh * st - s->pad, 0);
+            const int64_t h1 = nas_min_i64(oh * st - s->pad + k, H);
+            const float div = s->count_pad ? (float)(k * k) : (float)((h1 - h0) * k);
+            NAS_SIMD
+            for (int64_t ow = ow0; ow < ow1; ow++) {
+                yr[ow] = 0.0f;
+            }
+            for (int64_t h = h0; h < h1; h++) {
+                for (int64_t kw = 0; kw < k; kw++) {
+                    const float *xr = xp + h * W - s->pad + kw;
+                    NAS_SIMD
+                    for (int64_t ow = ow0; ow < ow1; ow++) {
+                        yr[ow] += xr[ow * st];
+                    }
+                }
+            }
+            NAS_SIMD
+            for (int64_t ow = ow0; ow < ow1; ow++) {
+                yr[ow] = yr[ow] / div;
+            }
+        }
+    }
+}
+
+static void avg_general_backward(const nas_pool_geom *s, const float *dy, float *dx) {
+    const int64_t H = s->H, W = s->W, Ho = s->Ho, Wo = s->Wo, k = s->k, st = s->stride;
+    int64_t ow0, ow1;
+    interior_cols(s, &ow0, &ow1);
+    NAS_OMP_FOR_IF(s->planes * s->H * s->W >= NAS_PAR_MIN)
+    for (int64_t p = 0; p < s->planes; p++) {
+        float *dxp = dx + p * H * W;
+        const float *dyp = dy + p * Ho * Wo;
+        for (int64_t oh = 0; oh < Ho; oh++) {
+            const float *dr = dyp + oh * Wo;
+            for (int64_t ow = 0; ow < ow0; ow++) {
+                nas_pool_avg_at_backward(s, dxp, oh, ow, dr[ow]);
+            }
+            for (int64_t ow = ow1; ow < Wo; ow++) {
+                nas_pool_avg_at_backward(s, dxp, oh, ow, dr[ow]);
+            }
+            const int64_t h0 = nas_max_i64(oh * st - s->pad, 0);
+            const int64_t h1 = nas_min_i64(oh * st - s->pad + k, H);
+            const float div = s->count_pad ? (float)(k * k) : (float)((h1 - h0) * k);
+            for (int64_t h = h0; h < h1; h++) {
+                for (int64_t kw = 0; kw < k; kw++) {
+                    float *xr = dxp + h * W - s->pad + kw;
+                    /* distinct ow touch distinct elements (stride >= 1): no conflicts */
+                    NAS_SIMD
+                    for (int64_t ow = ow0; ow < ow1; ow++) {
+                        xr[ow * st] += dr[ow] / div;
+                    }
+                }
+            }
+        }
+    }
+}
+
+static int is_avg3(const nas_pool_geom *s) {
+    return s->k == 3 && s->stride == 1 && s->pad == 1 && s->W <= ROW_MAX && s->H <= ROW_MAX;
+}
+
+static int is_avg2(const nas_pool_geom *s) {
+    return s->k == 2 && s->stride == 2 && s->pad == 0;
+}
+
+void nas_pool_avg_forward(const nas_pool_geom *s, const float *x, float *y) {
+    if (is_avg3(s)) {
+        avg3_forward(s, x, y);
+    } else if (is_avg2(s)) {
+        avg2_forward(s, x, y);
+    } else {
+        avg_general_forward(s, x, y);
+    }
+}
+
+void nas_pool_avg_backward(const nas_pool_geom *s, const float *dy, float *dx) {
+    if (is_avg3(s)) {
+        avg3_backward(s, dy, dx);
+    } else if (is_avg2(s)) {
+        avg2_backward(s, dy, dx);
+    } else {
+        avg_general_backward(s, dy, dx);
+    }
+}
+
+static nas_status avg_pool_forward(nas_graph *g, nas_node *n) {
+    (void)g;
+    const nas_pool_geom s = geom_of(n);
+    nas_pool_avg_forward(&s, n->src[0]->data, n->data);
+    return NAS_OK;
+}
+
+static void avg_pool_backward(nas_graph *g, nas_node *n) {
+    (void)g;
+    if (n->src[0]->grad == NULL) {
+        return;
+    }
+    const nas_pool_geom s = geom_of(n);
+    nas_pool_avg_backward(&s, n->grad, n->src[0]->grad);
+}
+
+const nas_op_desc nas_op_avg_pool = {
+    .name = "avg_pool", .forward = avg_pool_forward, .backward = avg_pool_backward};
+
+/* ---- global average pool: y[n, c] = mean over H, W; dx = dy / (H W) */
+
+nas_tensor *nas_global_avg_pool(nas_graph *g, nas_tensor *x) {
+    if (!nas_ops_sources_ok(g, 1, &x)) {
+        return NULL;
+    }
+    if (x->ndim != 4) {
+        char a[64];
+        return nas_graph_fail(g, NAS_ERR_SHAPE, "global_avg_pool: input %s is not [N, C, H, W]",
+                              nas_shape_str(x, a, sizeof a));
+    }
+    nas_node *n = nas_graph_append(g, NAS_OP_GLOBAL_AVG_POOL, 1, &x);
+    if (n != NULL) {
+        const int64_t shape[2] = {x->shape[0], x->shape[1]};
+        nas_node_set_shape(n, 2, shape);
+    }
+    return n;
+}
+
+static nas_status gap_forward(nas_graph *g, nas_node *n) {
+    (void)g;
+    const float *x = n->src[0]->data;
+    float *y = n->data;
+    const int64_t planes = n->numel, HW = n->src[0]->shape[2] * n->src[0]->shape[3];
+    NAS_OMP_FOR_IF(planes * HW >= NAS_PAR_MIN)
+    for (int64_t p = 0; p < planes; p++) {
+        const float *xp = x + p * HW;
+        double acc = 0.0;
+        NAS_SIMD_SUM1(acc)
+        for (int64_t i = 0; i < HW; i++) {
+            acc += (double)xp[i];
+        }
+        y[p] = (float)(acc / (double)HW);
+    }
+    return NAS_OK;
+}
+
+static void gap_backward(nas_graph *g, nas_node *n) {
+    (void)g;
+    float *dx = n->src[0]->grad;
+    if (dx == NULL) {
+        return;
+    }
+    const float *dy = n->grad;
+    const int64_t planes = n->numel, HW = n->src[0]->shape[2] * n->src[0]->shape[3];
+    NAS_OMP_FOR_IF(planes * HW >= NAS_PAR_MIN)
+    for (int64_t p = 0; p < planes; p++) {
+        const float d = dy[p] / (float)HW;
+        NAS_SIMD
+        for (int64_t i = 0; i < HW; i++) {
+            dx[p * HW + i] += d;
+        }
+    }
+}
+
+const nas_op_desc nas_op_global_avg_pool = {
+    .name = "global_avg_pool", .forward = gap_forward, .backward = gap_backward};

@@ -1,0 +1,457 @@
+/* test_ops_grad.c - every op family of act.c, norm.c, pool.c, shape.c, loss.c and lstm.c:
+ * analytic backward against central finite differences on random odd shapes.
+ * L = sum(r * y) with r fixed random, so dL/dy = r (seeded through nas_graph_backward_from); the
+ * loss is accumulated in double. Inputs are drawn away from the kinks of relu-like ops and, for
+ * max pooling, as distinct values spaced wider than the step, so no difference crosses a kink.
+ * The graph seed is reset before every forward so dropout draws the same mask each time (masks
+ * do not depend on the thread count, so the analytic pass may use all threads and the
+ * finite-difference passes one). */
+#include "check.h"
+#include "nascent.h"
+
+#include <math.h>
+#include <string.h>
+
+#define MAX_IN           8
+#define FD_STEP          1e-2
+#define CHECKS_PER_INPUT 40
+
+typedef nas_tensor *(*build_fn)(nas_graph *g, nas_tensor **in, const void *arg);
+
+typedef struct fd_input {
+    int ndim;
+    int64_t shape[4];
+    int grad;     /* 1: requires a gradient and is checked */
+    float lo, hi; /* uniform range */
+    int distinct; /* 1: distinct values 0.05 apart (max pooling) */
+} fd_input;
+
+typedef struct fd_case {
+    const char *name;
+    int n_in;
+    fd_input in[MAX_IN];
+    build_fn build;
+    const void *arg;
+    int training;
+    const float *kinks; /* values inputs stay 0.05 away from; NULL-terminated by n_kinks */
+    int n_kinks;
+    double tol;
+} fd_case;
+
+static int64_t numel_of(const fd_input *in) {
+    int64_t n = 1;
+    for (int d = 0; d < in->ndim; d++) {
+        n *= in->shape[d];
+    }
+    return n;
+}
+
+static void fill_input(const fd_case *c, int k, float *x, int64_t n, nas_rng *r) {
+    const fd_input *in = &c->in[k];
+    if (in->distinct) {
+        int64_t *perm = malloc((size_t)n * sizeof(int64_t));
+        for (int64_t i = 0; i < n; i++) {
+            perm[i] = i;
+        }
+        nas_rng_shuffle(r, perm, n);
+        for (int64_t i = 0; i < n; i++) {
+            x[i] = (float)(perm[i] - n / 2) * 0.05f;
+        }
+        free(perm);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        for (;;) {
+            x[i] = in->lo + (in->hi - in->lo) * (float)nas_rng_uniform(r);
+            int near = 0;
+            for (int q = 0; q < c->n_kinks; q++) {
+                near |= fabsf(x[i] - c->kinks[q]) < 0.05f;
+            }
+            if (!near) {
+                break;
+            }
+        }
+    }
+}
+
+static double loss_of(nas_graph *g, nas_tensor *y, const float *r) {
+    nas_graph_set_seed(g, 99);
+    if (nas_graph_forward(g) != NAS_OK) {
+        return NAN;
+    }
+    const float *yd = nas_tensor_data(y);
+    double acc = 0.0;
+    for (int64_t i = 0; i < nas_tensor_numel(y); i++) {
+        acc += (double)r[i] * (double)yd[i];
+    }
+    return acc;
+}
+
+static void run_case(const fd_case *c) {
+    nas_ctx *ctx = nas_ctx_new();
+    nas_graph *g = nas_graph_new(ctx);
+    nas_graph_set_training(g, c->training);
+    nas_rng rng = nas_rng_make(1234, 0);
+    float *x[MAX_IN];
+    nas_tensor *t[MAX_IN];
+    for (int k = 0; k < c->n_in; k++) {
+        const int64_t n = numel_of(&c->in[k]);
+        x[k] = malloc((size_t)n * sizeof(float));
+        fill_input(c, k, x[k], n, &rng);
+        t[k] = c->in[k].grad ? nas_input_grad(g, c->in[k].ndim, c->in[k].shape, x[k])
+                             : nas_input(g, c->in[k].ndim, c->in[k].shape, x[k]);
+    }
+    nas_tensor *y = c->build(g, t, c->arg);
+    CHECK(y != NULL && nas_graph_status(g) == NAS_OK, "%s: build: %s", c->name, nas_errmsg(ctx));
+    if (y == NULL) {
+        goto done;
+    }
+    const int64_t ny = nas_tensor_numel(y);
+    float *r = malloc((size_t)ny * sizeof(float));
+    nas_rng_fill_uniform(&rng, r, ny, -1.0f, 1.0f);
+    nas_set_threads(0); /* the analytic pass runs the parallel kernels */
+    nas_graph_set_seed(g, 99);
+    CHECK(nas_graph_forward(g) == NAS_OK, "%s: forward: %s", c->name, nas_errmsg(ctx));
+    CHECK(nas_graph_backward_from(g, y, r) == NAS_OK, "%s: backward: %s", c->name, nas_errmsg(ctx));
+    nas_set_threads(1); /* the many small finite-difference forwards run faster on one */
+    for (int k = 0; k < c->n_in; k++) {
+        if (!c->in[k].grad) {
+            continue;
+        }
+        const int64_t n = numel_of(&c->in[k]);
+        float *ana = malloc((size_t)n * sizeof(float));
+        memcpy(ana, nas_tensor_grad(t[k]), (size_t)n * sizeof(float));
+        const int64_t step = n > CHECKS_PER_INPUT ? n / CHECKS_PER_INPUT : 1;
+        int bad = 0;
+        double worst = 0.0;
+        for (int64_t i = (step > 1 ? (int64_t)k % step : 0); i < n; i += step) {
+            const float x0 = x[k][i], xp = x0 + (float)FD_STEP, xm = x0 - (float)FD_STEP;
+            x[k][i] = xp;
+            const double lp = loss_of(g, y, r);
+            x[k][i] = xm;
+            const double lm = loss_of(g, y, r);
+            x[k][i] = x0;
+            const double num = (lp - lm) / ((double)xp - (double)xm);
+            const double err = fabs(num - ana[i]) / fmax(1.0, fabs(num) + fabs(ana[i]));
+            worst = fmax(worst, err);
+            if (!(err < c->tol) && bad++ < 3) {
+                CHECK(err < c->tol, "%s: input %d [%lld]: analytic %.6g numeric %.6g", c->name, k,
+                      (long long)i, (double)ana[i], num);
+            }
+        }
+        CHECK(bad == 0, "%s: input %d: %d bad, worst relative error %.3g", c->name, k, bad, worst);
+        if (getenv("NAS_TEST_VERBOSE") != NULL) {
+            printf("  %-20s input %d: worst relative error %.2e\n", c->name, k, worst);
+        }
+        free(ana);
+    }
+    free(r);
+done:
+    for (int k = 0; k < c->n_in; k++) {
+        free(x[k]);
+    }
+    nas_graph_free(g);
+    nas_ctx_free(ctx);
+}
+
+/* ---- builders */
+
+typedef nas_tensor *(*unary_fn)(nas_graph *, nas_tensor *);
+
+static nas_tensor *b_unary(nas_graph *g, nas_tensor **in, const void *arg) {
+    return (*(const unary_fn *)arg)(g, in[0]);
+}
+
+static nas_tensor *b_dropout(nas_graph *g, nas_tensor **in, const void *arg) {
+    (void)arg;
+    return nas_dropout(g, in[0], 0.3f);
+}
+
+typedef struct bn_arg {
+    int affine, running;
+    float momentum;
+} bn_arg;
+
+/* inputs: x, gamma, beta, running_mean, running_var */
+static nas_tensor *b_bn(nas_graph *g, nas_tensor **in, const void *arg) {
+    const bn_arg *a = arg;
+    return nas_batch_norm(g, in[0], a->affine ? in[1] : NULL, a->affine ? in[2] : NULL,
+                          a->running ? in[3] : NULL, a->running ? in[4] : NULL, a->momentum, 1e-5f);
+}
+
+typedef struct pool_arg {
+    int max, k, stride, pad, count_pad;
+} pool_arg;
+
+static nas_tensor *b_pool(nas_graph *g, nas_tensor **in, const void *arg) {
+    const pool_arg *a = arg;
+    return a->max ? nas_max_pool(g, in[0], a->k, a->stride, a->pad)
+                  : nas_avg_pool(g, in[0], a->k, a->stride, a->pad, a->count_pad);
+}
+
+static nas_tensor *b_gap(nas_graph *g, nas_tensor **in, const void *arg) {
+    (void)arg;
+    return nas_global_avg_pool(g, in[0]);
+}
+
+static nas_tensor *b_wsum(nas_graph *g, nas_tensor **in, const void *arg) {
+    (void)arg;
+    return nas_weighted_sum(g, 3, in, in[3]);
+}
+
+static nas_tensor *b_concat(nas_graph *g, nas_tensor **in, const void *arg) {
+    (void)arg;
+    return nas_concat(g, 3, in);
+}
+
+static nas_tensor *b_mul(nas_graph *g, nas_tensor **in, const void *arg) {
+    (void)arg;
+    return nas_mul(g, in[0], in[1]);
+}
+
+static nas_tensor *b_shuffle(nas_graph *g, nas_tensor **in, const void *arg) {
+    (void)arg;
+    return nas_channel_shuffle(g, in[0], 3);
+}
+
+static nas_tensor *b_pad(nas_graph *g, nas_tensor **in, const void *arg) {
+    (void)arg;
+    return nas_pad_channels(g, in[0], 7);
+}
+
+/* zero contributes nothing: y = x + zero(x) must have dy/dx = 1 */
+static nas_tensor *b_zero(nas_graph *g, nas_tensor **in, const void *arg) {
+    (void)arg;
+    return nas_add(g, in[0], nas_zero(g, in[0], 1));
+}
+
+static nas_tensor *b_softmax(nas_graph *g, nas_tensor **in, const void *arg) {
+    (void)arg;
+    return nas_softmax(g, in[0]);
+}
+
+static const int32_t ce_labels[5] = {3, 0, 6, 2, 6};
+
+static nas_tensor *b_ce(nas_graph *g, nas_tensor **in, const void *arg) {
+    return nas_softmax_cross_entropy(g, in[0], nas_labels(g, 5, ce_labels), *(const float *)arg);
+}
+
+static nas_tensor *b_kl(nas_graph *g, nas_tensor **in, const void *arg) {
+    return nas_kl_div(g, in[0], in[1], *(const float *)arg);
+}
+
+/* inputs: x, h, c, w_ih, w_hh, b; output concat(h', c') so both halves are checked */
+static nas_tensor *b_lstm(nas_graph *g, nas_tensor **in, const void *arg) {
+    const int bias = *(const int *)arg;
+    nas_tensor *c_new = NULL;
+    nas_tensor *h_new =
+        nas_lstm_cell(g, in[0], in[1], in[2], in[3], in[4], bias ? in[5] : NULL, &c_new);
+    nas_tensor *both[2] = {h_new, c_new};
+    return nas_concat(g, 2, both);
+}
+
+/* ---- cases */
+
+#define X4(n, c, h, w)                                                                             \
+    4, {                                                                                           \
+        n, c, h, w                                                                                 \
+    }
+#define V1(n)                                                                                      \
+    1, {                                                                                           \
+        n                                                                                          \
+    }
+#define V2(a, b)                                                                                   \
+    2, {                                                                                           \
+        a, b                                                                                       \
+    }
+#define IN(shape, grad, lo, hi)                                                                    \
+    { shape, grad, lo, hi, 0 }
+
+static const float kinks_relu6[] = {0.0f, 6.0f}, kinks_h[] = {-3.0f, 3.0f}, kinks_0[] = {0.0f};
+
+static void test_activations(void) {
+    static const unary_fn fns[] = {nas_relu6, nas_hswish, nas_hsigmoid, nas_sigmoid,
+                                   nas_swish, nas_tanh,   nas_relu};
+    static const char *names[] = {"relu6", "hswish", "hsigmoid", "sigmoid",
+                                  "swish", "tanh",   "relu"};
+    const float *kinks[] = {kinks_relu6, kinks_h, kinks_h, NULL, NULL, NULL, kinks_0};
+    const int n_kinks[] = {2, 2, 2, 0, 0, 0, 1};
+    const float lo[] = {-2, -5, -5, -4, -4, -3, -2}, hi[] = {8, 5, 5, 4, 4, 3, 2};
+    for (int i = 0; i < 7; i++) {
+        fd_case c = {names[i], 1,          {IN(X4(3, 5, 7, 9), 1, lo[i], hi[i])},
+                     b_unary,  &fns[i],    0,
+                     kinks[i], n_kinks[i], 5e-4};
+        run_case(&c);
+    }
+    fd_case d = {"dropout", 1, {IN(X4(3, 5, 7, 9), 1, -2, 2)}, b_dropout, NULL, 1, NULL, 0, 5e-4};
+    run_case(&d);
+}
+
+static void test_batch_norm(void) {
+    static const bn_arg args[] = {{1, 1, 0.1f}, {0, 1, 0.1f}, {1, 0, 0.1f}, {1, 1, -1.0f}};
+    static const char *names[] = {"bn_train_affine", "bn_train_plain", "bn_train_no_running",
+                                  "bn_train_cumulative"};
+    for (int i = 0; i < 4; i++) {
+        fd_case c = {names[i],
+                     5,
+                     {IN(X4(3, 5, 7, 9), 1, -1, 3), IN(V1(5), 1, 0.5f, 1.5f), IN(V1(5), 1, -1, 1),
+                      IN(V1(5), 0, -1, 1), IN(V1(5), 0, 0.5f, 2)},
+                     b_bn,
+                     &args[i],
+                     1,
+                     NULL,
+                     0,
+                     1e-3};
+        run_case(&c);
+    }
+    /* eval mode with running statistics, and eval without them (batch statistics) */
+    static const bn_arg eval_args[] = {{1, 1, 0.1f}, {1, 0, 0.1f}};
+    fd_case e = {"bn_eval",
+                 5,
+                 {IN(X4(3, 5, 7, 9), 1, -1, 3), IN(V1(5), 1, 0.5f, 1.5f), IN(V1(5), 1, -1, 1),
+                  IN(V1(5), 0, -1, 1), IN(V1(5), 0, 0.5f, 2)},
+                 b_bn,
+                 &eval_args[0],
+                 0,
+                 NULL,
+                 0,
+                 5e-4};
+    run_case(&e);
+    e.name = "bn_eval_no_running";
+    e.arg = &eval_args[1];
+    run_case(&e);
+    /* [N, C] input (BN after a linear layer) */
+    fd_case f = {"bn_2d",
+                 5,
+                 {IN(V2(7, 5), 1, -1, 3), IN(V1(5), 1, 0.5f, 1.5f), IN(V1(5), 1, -1, 1),
+                  IN(V1(5), 0, -1, 1), IN(V1(5), 0, 0.5f, 2)},
+                 b_bn,
+                 &args[0],
+                 1,
+                 NULL,
+                 0,
+                 1e-3};
+    run_case(&f);
+}
+
+static void test_pools(void) {
+    static const pool_arg args[] = {
+        {1, 3, 2, 1, 0}, {1, 2, 2, 0, 0}, {1, 3, 1, 1, 0},                  /* max */
+        {0, 3, 1, 1, 0}, {0, 3, 1, 1, 1}, {0, 2, 2, 0, 0},                  /* avg, fast paths */
+        {0, 3, 2, 1, 0}, {0, 3, 2, 1, 1}, {0, 5, 2, 2, 0}, {0, 4, 3, 1, 1}, /* avg, naive */
+    };
+    static const char *names[] = {
+        "max_k3s2p1", "max_k2s2",         "max_k3s1p1",     "avg_k3s1p1_nopad", "avg_k3s1p1_pad",
+        "avg_k2s2",   "avg_k3s2p1_nopad", "avg_k3s2p1_pad", "avg_k5s2p2_nopad", "avg_k4s3p1_pad"};
+    for (int i = 0; i < 10; i++) {
+        fd_case c = {names[i], 1,        {{X4(3, 5, 7, 9), 1, -2, 2, args[i].max}},
+                     b_pool,   &args[i], 0,
+                     NULL,     0,        5e-4};
+        run_case(&c);
+    }
+    fd_case gap = {
+        "global_avg_pool", 1, {IN(X4(3, 5, 7, 9), 1, -2, 2)}, b_gap, NULL, 0, NULL, 0, 5e-4};
+    run_case(&gap);
+}
+
+static void test_shape_ops(void) {
+    fd_case ws = {"weighted_sum",
+                  4,
+                  {IN(X4(3, 5, 7, 9), 1, -2, 2), IN(X4(3, 5, 7, 9), 1, -2, 2),
+                   IN(X4(3, 5, 7, 9), 1, -2, 2), IN(V1(3), 1, -1, 1)},
+                  b_wsum,
+                  NULL,
+                  0,
+                  NULL,
+                  0,
+                  5e-4};
+    run_case(&ws);
+    fd_case cat = {
+        "concat",
+        3,
+        {IN(X4(3, 2, 5, 7), 1, -2, 2), IN(X4(3, 5, 5, 7), 1, -2, 2), IN(X4(3, 1, 5, 7), 1, -2, 2)},
+        b_concat,
+        NULL,
+        0,
+        NULL,
+        0,
+        5e-4};
+    run_case(&cat);
+    fd_case mul = {"mul_same", 2,    {IN(X4(3, 5, 7, 9), 1, -2, 2), IN(X4(3, 5, 7, 9), 1, -2, 2)},
+                   b_mul,      NULL, 0,
+                   NULL,       0,    5e-4};
+    run_case(&mul);
+    fd_case mul2 = {"mul_bcast_nc", 2,    {IN(X4(3, 5, 7, 9), 1, -2, 2), IN(V2(3, 5), 1, -2, 2)},
+                    b_mul,          NULL, 0,
+                    NULL,           0,    5e-4};
+    run_case(&mul2);
+    fd_case mul4 = {"mul_bcast_nc11",
+                    2,
+                    {IN(X4(3, 5, 7, 9), 1, -2, 2), IN(X4(3, 5, 1, 1), 1, -2, 2)},
+                    b_mul,
+                    NULL,
+                    0,
+                    NULL,
+                    0,
+                    5e-4};
+    run_case(&mul4);
+    fd_case sh = {
+        "channel_shuffle", 1, {IN(X4(3, 9, 5, 7), 1, -2, 2)}, b_shuffle, NULL, 0, NULL, 0, 5e-4};
+    run_case(&sh);
+    fd_case pad = {
+        "pad_channels", 1, {IN(X4(3, 5, 5, 7), 1, -2, 2)}, b_pad, NULL, 0, NULL, 0, 5e-4};
+    run_case(&pad);
+    fd_case zero = {"zero", 1, {IN(X4(3, 5, 5, 7), 1, -2, 2)}, b_zero, NULL, 0, NULL, 0, 5e-4};
+    run_case(&zero);
+}
+
+static void test_losses(void) {
+    fd_case sm = {"softmax", 1, {IN(V2(5, 7), 1, -3, 3)}, b_softmax, NULL, 0, NULL, 0, 5e-4};
+    run_case(&sm);
+    static const float eps[] = {0.0f, 0.1f}, temps[] = {1.0f, 4.0f};
+    for (int i = 0; i < 2; i++) {
+        fd_case ce = {
+            i ? "ce_smooth" : "ce", 1, {IN(V2(5, 7), 1, -3, 3)}, b_ce, &eps[i], 0, NULL, 0, 5e-4};
+        run_case(&ce);
+        fd_case kl = {i ? "kl_t4" : "kl_t1",
+                      2,
+                      {IN(V2(5, 7), 1, -3, 3), IN(V2(5, 7), 0, -3, 3)},
+                      b_kl,
+                      &temps[i],
+                      0,
+                      NULL,
+                      0,
+                      5e-4};
+        run_case(&kl);
+    }
+}
+
+static void test_lstm(void) {
+    static const int with_bias = 1, no_bias = 0;
+    /* N 3, input 5, hidden 4 */
+    fd_case c = {"lstm_cell",
+                 6,
+                 {IN(V2(3, 5), 1, -1, 1), IN(V2(3, 4), 1, -1, 1), IN(V2(3, 4), 1, -1, 1),
+                  IN(V2(16, 5), 1, -1, 1), IN(V2(16, 4), 1, -1, 1), IN(V1(16), 1, -1, 1)},
+                 b_lstm,
+                 &with_bias,
+                 0,
+                 NULL,
+                 0,
+                 5e-4};
+    run_case(&c);
+    c.name = "lstm_cell_no_bias";
+    c.n_in = 5;
+    c.arg = &no_bias;
+    run_case(&c);
+}
+
+int main(void) {
+    RUN_TEST(test_activations);
+    RUN_TEST(test_batch_norm);
+    RUN_TEST(test_pools);
+    RUN_TEST(test_shape_ops);
+    RUN_TEST(test_losses);
+    RUN_TEST(test_lstm);
+    return check_report("ops_grad");
+}
