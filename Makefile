@@ -40,8 +40,10 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(LIBDIR)/libnascent.a
 NASCENT  := $(BIN)/nascent
-# Files generated at build time (e.g. the NB201 binary table); modules append in mk/*.mk.
+# Files generated at build time (e.g. the NB201 binary table); modules append in mk/*.mk,
+# included here so their additions are seen by the rules below.
 GENERATED :=
+-include $(wildcard mk/*.mk)
 
 .PHONY: all deps build run test test-asan test-inner bench bench-long test-long fuzz clean format
 .DEFAULT_GOAL := all
@@ -101,5 +103,4 @@ clean:
 format:
 	clang-format -i include/*.h src/*/*.c src/*/*.h tests/*.c tests/*.h bench/*.c
 
--include $(wildcard mk/*.mk)
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

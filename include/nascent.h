@@ -509,6 +509,8 @@ typedef struct nas_build_opts {
     int cells;              /* cells per stage / layers override; 0 means the space's default */
     int aux_head;           /* DARTS evaluation network auxiliary head */
     int search_net;         /* DARTS: the 8-cell C=16 search network instead of 20/36 */
+    int no_init;            /* leave the weights zero (counting, export of shapes); nb201's
+                               nas_net_nb201 initialises regardless */
 } nas_build_opts;
 
 /* Open a space by name ("nb201", "darts", "mbnet", "mbnet32", "nasrl") or by the path of a JSON
@@ -700,9 +702,11 @@ NAS_API int nas_budget_feasible(const nas_budget *b, const nas_cost *c);
 /* How far c is outside the budget: sum over limits of max(0, cost / limit - 1); 0 = feasible. */
 NAS_API double nas_budget_excess(const nas_budget *b, const nas_cost *c);
 /* Is the budget possible at all, before any search starts? Small spaces whose limited costs are
- * cheap (table or predictor latency) are enumerated exactly; otherwise 64 seeded samples and a
- * coordinate descent on the excess (exact for costs that add up over decisions, such as params
- * and MACs of cell spaces) look for a feasible architecture. NAS_OK with *witness (may be NULL)
+ * cheap (table or predictor latency) are enumerated exactly; otherwise 32 seeded samples and a
+ * first-improvement descent on the excess over single-decision changes (at most 300 cost
+ * evaluations: each builds a network, ~0.1-0.3 s in mbnet) look for a feasible architecture;
+ * that finds the minimum of costs that add up over decisions (params, MACs of cell spaces) but
+ * is a heuristic elsewhere. NAS_OK with *witness (may be NULL)
  * feasible, or NAS_ERR_INFEASIBLE with a message giving each limit and the smallest value
  * found. */
 NAS_API nas_status nas_budget_check(nas_cost_model *cm, const nas_budget *b, uint64_t seed,
@@ -1042,9 +1046,11 @@ NAS_API nas_status nas_strategy_tell(nas_strategy *s, const nas_arch *a, double 
 
 /* ============================================================ evaluators */
 /* An evaluator scores an architecture. Specs: "table:DATASET[:EPOCHS]" (NAS-Bench-201 lookups:
- * cifar10, cifar100, imagenet16; epochs 200 or 12) and "train:DATASET" (real training at the
- * fidelity of nas_eval_opts) where those modules are built in. The reward is a validation
- * accuracy; the test accuracy is recorded but strategies never see it. */
+ * cifar10, cifar100, imagenet16; epochs 200 or 12; see data/nasbench201/README.md for the
+ * columns) and "train:DATASET[:test]" (real training with nas_train_model at the fidelity of
+ * nas_eval_opts on fashion-mnist, mnist, cifar10 or cifar100; ":test" also measures the test
+ * set). The reward is a validation accuracy; the test accuracy is recorded but strategies never
+ * see it. */
 typedef struct nas_evaluator nas_evaluator;
 
 typedef struct nas_eval_opts {

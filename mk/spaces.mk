@@ -44,3 +44,6 @@ fuzz-spaces: fuzz-spaces-build
 	done
 
 -include $(FUZZ_LIB_OBJ:.o=.d)
+
+# `make fuzz` (the Makefile's long-run target) includes the spaces harnesses.
+fuzz: fuzz-spaces

@@ -107,7 +107,11 @@ def main():
     dup = os.path.join(tmp, "dup.csv")
     write_csv(dup, ["arch", "acc"], [("x1", 1), ("x2", 2), ("x1", 3)])
     rc, out, err = run("--a", f"{fa}:score", "--b", f"{dup}:acc", "--join", "arch")
-    check(rc == 2 and f"{dup}:4" in err and "x1" in err, f"duplicate key: rc {rc} {err!r}")
+    check(rc == 2 and f"{dup}:4" in err and "x1" in err, f"duplicate key in b: rc {rc} {err!r}")
+    # duplicates in a (a sample drawn with replacement) join many-to-one; KEY_A=KEY_B names
+    rc, out, err = run("--a", f"{dup}:acc", "--b", f"{fa}:score", "--join", "arch=arch", "--json")
+    check(rc == 0 and json.loads(out)["n"] == 3 and json.loads(out)["unmatched"] == n - 2,
+          f"many-to-one join: rc {rc} {out} {err!r}")
     print(f"RESULT py_proxies_stats passed={passed} failed={failed}")
     return 0 if failed == 0 else 1
 

@@ -189,7 +189,11 @@ def main():
     # the proxy.)
     torch.set_num_threads(2)
     tmp = tempfile.mkdtemp(prefix="nas_proxies_")
+    # the all-conv cell (the slowest) only in the long run: NAS_TEST_LONG=1
+    chosen = [0, 1, 2] if os.environ.get("NAS_TEST_LONG") == "1" else [0, 2]
     for ai, arch in enumerate(ARCHS):
+        if ai not in chosen:
+            continue
         d = os.path.join(tmp, str(ai))
         os.makedirs(d)
         cmd = [NAS, "proxies", "--space", "nb201", "--arch", arch, "--batch", "8", "--seed", str(3 + ai),

@@ -10,6 +10,9 @@ passed=0
 failed=0
 PY=/usr/bin/python3
 export NAS_BIN="$PWD/bin/nascent"
+# Threads sleep at barriers instead of spinning: tests run next to Python and other processes,
+# and spinning threads then starve the ones doing work.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 run_one() {
     local name=$1; shift
     local log

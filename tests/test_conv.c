@@ -57,8 +57,10 @@ static int conv_exec(const conv_case *cc, nas_conv_backend be, int training, con
     out->nw = ws[0] * ws[1] * ws[2] * ws[3];
     out->nb = cc->O;
     out->ny = cc->N * cc->O * OH * OW;
-    float *x = malloc(sizeof(float) * (size_t)out->nx), *w = malloc(sizeof(float) * (size_t)out->nw);
-    float *b = malloc(sizeof(float) * (size_t)out->nb), *dy = malloc(sizeof(float) * (size_t)out->ny);
+    float *x = malloc(sizeof(float) * (size_t)out->nx),
+          *w = malloc(sizeof(float) * (size_t)out->nw);
+    float *b = malloc(sizeof(float) * (size_t)out->nb),
+          *dy = malloc(sizeof(float) * (size_t)out->ny);
     fill(x, out->nx, 1);
     fill(w, out->nw, 2);
     fill(b, out->nb, 3);
@@ -151,8 +153,8 @@ static void compare_case(const conv_case *cc, nas_conv_backend fast) {
     }
 }
 
-static conv_case make_case(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t K,
-                           int s, int p, int d, int groups, int bias) {
+static conv_case make_case(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t K, int s,
+                           int p, int d, int groups, int bias) {
     conv_case c;
     memset(&c, 0, sizeof c);
     c.N = N;
@@ -212,7 +214,9 @@ static void test_fast_vs_naive_random(void) {
         conv_case c;
         memset(&c, 0, sizeof c);
         const int kind = (int)nas_rng_below(&r, 4); /* 0 dense, 1 depthwise, 2 grouped, 3 1x1 */
-        const int64_t groups = kind == 1 ? 1 + nas_rng_below(&r, 24) : kind == 2 ? 2 + nas_rng_below(&r, 3) : 1;
+        const int64_t groups = kind == 1   ? 1 + nas_rng_below(&r, 24)
+                               : kind == 2 ? 2 + nas_rng_below(&r, 3)
+                                           : 1;
         c.a.groups = (int)groups;
         c.C = kind == 1 ? groups : groups * (1 + nas_rng_below(&r, 9));
         c.O = kind == 1 ? groups : groups * (1 + nas_rng_below(&r, 9));
@@ -271,17 +275,28 @@ static void test_naive_finite_differences(void) {
         const conv_case *cc = &cases[t];
         char name[256];
         case_str(cc, name, sizeof name);
-        nas_conv_geom g = {.N = cc->N, .C = cc->C, .H = cc->H, .W = cc->W, .O = cc->O,
-                           .KH = cc->KH, .KW = cc->KW, .sh = cc->a.stride_h, .sw = cc->a.stride_w,
-                           .ph = cc->a.pad_h, .pw = cc->a.pad_w, .dh = cc->a.dilation_h,
-                           .dw = cc->a.dilation_w, .groups = cc->a.groups};
+        nas_conv_geom g = {.N = cc->N,
+                           .C = cc->C,
+                           .H = cc->H,
+                           .W = cc->W,
+                           .O = cc->O,
+                           .KH = cc->KH,
+                           .KW = cc->KW,
+                           .sh = cc->a.stride_h,
+                           .sw = cc->a.stride_w,
+                           .ph = cc->a.pad_h,
+                           .pw = cc->a.pad_w,
+                           .dh = cc->a.dilation_h,
+                           .dw = cc->a.dilation_w,
+                           .groups = cc->a.groups};
         g.OH = out_dim(g.H, g.KH, (int)g.sh, (int)g.ph, (int)g.dh);
         g.OW = out_dim(g.W, g.KW, (int)g.sw, (int)g.pw, (int)g.dw);
         const int64_t nx = g.N * g.C * g.H * g.W, nw = g.O * (g.C / g.groups) * g.KH * g.KW;
         const int64_t ny = g.N * g.O * g.OH * g.OW;
         float *x = calloc((size_t)nx, 4), *w = calloc((size_t)nw, 4), *b = calloc((size_t)g.O, 4);
         float *r = calloc((size_t)ny, 4), *y = calloc((size_t)ny, 4);
-        float *dx = calloc((size_t)nx, 4), *dw = calloc((size_t)nw, 4), *db = calloc((size_t)g.O, 4);
+        float *dx = calloc((size_t)nx, 4), *dw = calloc((size_t)nw, 4),
+              *db = calloc((size_t)g.O, 4);
         fill(x, nx, 11);
         fill(w, nw, 12);
         fill(b, g.O, 13);
@@ -327,8 +342,20 @@ static void test_naive_finite_differences(void) {
 /* Naive forward against a direct double-precision formula (independent of the loop order). */
 static void test_naive_forward_direct(void) {
     const conv_case cc = make_case(2, 6, 7, 8, 4, 3, 2, 1, 2, 2, 1);
-    nas_conv_geom g = {.N = cc.N, .C = cc.C, .H = cc.H, .W = cc.W, .O = cc.O, .KH = 3, .KW = 3,
-                       .sh = 2, .sw = 2, .ph = 1, .pw = 1, .dh = 2, .dw = 2, .groups = 2};
+    nas_conv_geom g = {.N = cc.N,
+                       .C = cc.C,
+                       .H = cc.H,
+                       .W = cc.W,
+                       .O = cc.O,
+                       .KH = 3,
+                       .KW = 3,
+                       .sh = 2,
+                       .sw = 2,
+                       .ph = 1,
+                       .pw = 1,
+                       .dh = 2,
+                       .dw = 2,
+                       .groups = 2};
     g.OH = out_dim(g.H, 3, 2, 1, 2);
     g.OW = out_dim(g.W, 3, 2, 1, 2);
     float x[2 * 6 * 7 * 8], w[4 * 3 * 9], b[4], y[2 * 4 * 3 * 3];
@@ -353,7 +380,8 @@ static void test_naive_forward_direct(void) {
                                 }
                             }
                     const float got = y[((n * 4 + o) * 3 + i) * 3 + j];
-                    CHECK(fabs(got - s) < 1e-5, "y[%d,%d,%d,%d] %g vs %g", n, o, i, j, (double)got, s);
+                    CHECK(fabs(got - s) < 1e-5, "y[%d,%d,%d,%d] %g vs %g", n, o, i, j, (double)got,
+                          s);
                 }
 }
 
@@ -366,7 +394,8 @@ static void test_bit_identical(void) {
             conv_run a, b;
             const nas_conv_backend back = be ? NAS_CONV_NAIVE : NAS_CONV_AUTO;
             if (conv_exec(&cases[t], back, 1, &a) && conv_exec(&cases[t], back, 1, &b)) {
-                CHECK(memcmp(a.y, b.y, sizeof(float) * (size_t)a.ny) == 0, "y differs (case %zu)", t);
+                CHECK(memcmp(a.y, b.y, sizeof(float) * (size_t)a.ny) == 0, "y differs (case %zu)",
+                      t);
                 CHECK(memcmp(a.dx, b.dx, sizeof(float) * (size_t)a.nx) == 0, "dx differs");
                 CHECK(memcmp(a.dw, b.dw, sizeof(float) * (size_t)a.nw) == 0, "dw differs");
             }
@@ -414,7 +443,8 @@ static void test_shape_errors(void) {
     CHECK(build_status(ctx, x, w_ok, 0, &neg) == NAS_ERR_ARG, "negative padding");
     const int64_t x3[3] = {2, 6, 8};
     nas_graph *g = nas_graph_new(ctx);
-    CHECK(nas_conv2d(g, nas_input(g, 3, x3, NULL), nas_input(g, 4, w_ok, NULL), NULL, NULL) == NULL &&
+    CHECK(nas_conv2d(g, nas_input(g, 3, x3, NULL), nas_input(g, 4, w_ok, NULL), NULL, NULL) ==
+                  NULL &&
               nas_graph_status(g) == NAS_ERR_SHAPE,
           "3-d input");
     nas_graph_reset(g);
@@ -512,18 +542,20 @@ static void test_accumulates(void) {
     nas_graph *g = nas_graph_new(ctx);
     nas_conv_args a = {0};
     a.pad_h = a.pad_w = 1;
-    nas_tensor *y = nas_conv2d(g, nas_input(g, 4, xs, x), nas_param(g, P, wid), nas_param(g, P, bid), &a);
+    nas_tensor *y =
+        nas_conv2d(g, nas_input(g, 4, xs, x), nas_param(g, P, wid), nas_param(g, P, bid), &a);
     nas_tensor *loss = nas_mean_all(g, y);
     nas_params_zero_grad(P);
-    CHECK(nas_graph_forward(g) == NAS_OK && nas_graph_backward(g, loss) == NAS_OK, "%s", nas_errmsg(ctx));
+    CHECK(nas_graph_forward(g) == NAS_OK && nas_graph_backward(g, loss) == NAS_OK, "%s",
+          nas_errmsg(ctx));
     const int64_t total = nas_params_total(P);
     float *once = malloc(sizeof(float) * (size_t)total);
     memcpy(once, nas_params_grad(P), sizeof(float) * (size_t)total);
     CHECK(nas_graph_backward(g, loss) == NAS_OK, "%s", nas_errmsg(ctx));
     const float *twice = nas_params_grad(P);
     for (int64_t i = 0; i < total; i++) {
-        CHECK(fabsf(twice[i] - 2.0f * once[i]) <= 1e-6f * (1.0f + fabsf(once[i])), "grad %lld: %g vs 2 x %g",
-              (long long)i, (double)twice[i], (double)once[i]);
+        CHECK(fabsf(twice[i] - 2.0f * once[i]) <= 1e-6f * (1.0f + fabsf(once[i])),
+              "grad %lld: %g vs 2 x %g", (long long)i, (double)twice[i], (double)once[i]);
     }
     /* db of mean(y) is OH*OW*N / numel = 1/8 per channel */
     const float *db = once + nas_param_offset(P, bid);
@@ -603,12 +635,22 @@ static void test_against_torch(void) {
         const int ok = conv_exec(cc, NAS_CONV_AUTO, 1, &got[t]);
         CHECK(ok, "case %d", t);
         const int g = cc->a.groups ? cc->a.groups : 1;
-        const int32_t cfg[16] = {(int32_t)cc->N, (int32_t)cc->C, (int32_t)cc->H, (int32_t)cc->W,
-                                 (int32_t)cc->O, (int32_t)cc->KH, (int32_t)cc->KW,
+        const int32_t cfg[16] = {(int32_t)cc->N,
+                                 (int32_t)cc->C,
+                                 (int32_t)cc->H,
+                                 (int32_t)cc->W,
+                                 (int32_t)cc->O,
+                                 (int32_t)cc->KH,
+                                 (int32_t)cc->KW,
                                  cc->a.stride_h ? cc->a.stride_h : 1,
-                                 cc->a.stride_w ? cc->a.stride_w : 1, cc->a.pad_h, cc->a.pad_w,
+                                 cc->a.stride_w ? cc->a.stride_w : 1,
+                                 cc->a.pad_h,
+                                 cc->a.pad_w,
                                  cc->a.dilation_h ? cc->a.dilation_h : 1,
-                                 cc->a.dilation_w ? cc->a.dilation_w : 1, g, cc->bias, 0};
+                                 cc->a.dilation_w ? cc->a.dilation_w : 1,
+                                 g,
+                                 cc->bias,
+                                 0};
         float *x = malloc(4 * (size_t)got[t].nx), *w = malloc(4 * (size_t)got[t].nw);
         float *b = malloc(4 * (size_t)got[t].nb), *dy = malloc(4 * (size_t)got[t].ny);
         fill_case_inputs(x, w, b, dy, &got[t]);

@@ -4,6 +4,7 @@
  * paper's Table 4 picks (REFERENCE_NUMBERS.md section 5: NB201 index, latency, test accuracy). */
 #include "check.h"
 #include "nascent.h"
+#include "strategies/strategies_int.h" /* a recording strategy to watch the wrapper's tells */
 
 #include <math.h>
 #include <stdio.h>
@@ -108,7 +109,8 @@ static void test_pareto_vs_naive(void) {
     double cells = 0;
     for (int x = 0; x < 40; x++) {
         for (int y = -40; y < 0; y++) {
-            int dom = 0; /* cell [x, x+1] x [y, y+1] is dominated when a point has c <= x, v >= y+1 */
+            /* cell [x, x+1] x [y, y+1] is dominated when a point has c <= x, v >= y + 1 */
+            int dom = 0;
             for (int i = 0; i < N && !dom; i++) {
                 dom = cost[i] <= x && value[i] >= y + 1;
             }
@@ -546,6 +548,85 @@ static void test_help_table4(void) {
     nb201_close(&d);
 }
 
+/* ------------------------------------------------------------------ the wrapper's tells */
+
+/* A strategy that proposes cells in enumeration order and records what it is told. */
+typedef struct recorder {
+    int64_t next, n_told;
+    nas_arch told[64];
+    double reward[64];
+} recorder;
+
+static nas_status rec_init(nas_strategy *s) {
+    s->impl = calloc(1, sizeof(recorder));
+    return NAS_OK;
+}
+
+static nas_status rec_ask(nas_strategy *s, nas_arch *out) {
+    recorder *r = s->impl;
+    return nas_space_enumerate(s->space, (r->next++ * 797) % N_CELLS, out);
+}
+
+static nas_status rec_tell(nas_strategy *s, const nas_arch *a, double reward) {
+    recorder *r = s->impl;
+    if (r->n_told < 64) {
+        r->told[r->n_told] = *a;
+        r->reward[r->n_told++] = reward;
+    }
+    return NAS_OK;
+}
+
+static void rec_free(nas_strategy *s) {
+    free(s->impl);
+}
+
+static const nas_strategy_vt rec_vt = {"recorder", "", rec_init, rec_ask, rec_tell, rec_free};
+
+static void test_constrained_tells(void) {
+    nb201_data d;
+    if (!nb201_open(&d)) {
+        nb201_close(&d);
+        return;
+    }
+    nas_cost_model *cm = NULL;
+    CHECK(nas_cost_model_new(d.ctx, d.space, NULL, "table:fpga", &cm) == NAS_OK, "%s",
+          nas_errmsg(d.ctx));
+    for (int silent = 0; cm != NULL && silent < 2; silent++) {
+        /* the wrapper takes the inner strategy over and frees it */
+        nas_strategy *inner = nas_calloc(d.ctx, 1, sizeof(nas_strategy)), *s = NULL;
+        *inner = (nas_strategy){.ctx = d.ctx, .space = d.space, .vt = &rec_vt};
+        rec_init(inner);
+        const double L = 4.0, T = 3.0;
+        const nas_constraint_opts co = {.budget = {.max_latency_ms = L}, .mnas = 1,
+                                        .mnas_target_ms = T, .silent_rejects = silent};
+        CHECK(nas_strategy_constrain(inner, cm, &co, &s) == NAS_OK, "wrap: %s", nas_errmsg(d.ctx));
+        const recorder *r = inner->impl;
+        int bad_feasible = 0, bad_reward = 0, bad_nan = 0;
+        for (int q = 0; s != NULL && q < 10; q++) {
+            nas_arch a;
+            nas_cost c;
+            const int64_t before = r->n_told;
+            CHECK(nas_strategy_ask(s, &a) == NAS_OK, "ask");
+            nas_cost_eval(cm, &a, NAS_COST_LATENCY, &c);
+            bad_feasible += !(c.latency_ms <= L);
+            for (int64_t k = before; k < r->n_told; k++) { /* rejects told during the ask */
+                bad_nan += !isnan(r->reward[k]) || silent;
+            }
+            nas_strategy_tell(s, &a, 70.0);
+            const double want = 70.0 * pow(c.latency_ms / T, -0.07);
+            bad_reward += fabs(r->reward[r->n_told - 1] - want) > 1e-9 * want;
+        }
+        CHECK(bad_feasible == 0 && bad_reward == 0 && bad_nan == 0,
+              "silent=%d: %d infeasible asks, %d wrong MnasNet rewards, %d wrong reject tells",
+              silent, bad_feasible, bad_reward, bad_nan);
+        CHECK(nas_strategy_rejected(s) > 0, "some proposals were infeasible (%lld)",
+              (long long)nas_strategy_rejected(s));
+        nas_strategy_free(s);
+    }
+    nas_cost_model_free(cm);
+    nb201_close(&d);
+}
+
 int main(void) {
     nas_set_threads(2);
     RUN_TEST(test_pareto_vs_naive);
@@ -553,5 +634,6 @@ int main(void) {
     RUN_TEST(test_budget_check);
     RUN_TEST(test_nsga2_front);
     RUN_TEST(test_help_table4);
+    RUN_TEST(test_constrained_tells);
     return check_report("hardware_search");
 }

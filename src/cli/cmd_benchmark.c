@@ -124,6 +124,16 @@ int cmd_benchmark(int argc, char **argv) {
         valid = nas_malloc(ctx, cells * sizeof(double));
         st = test != NULL && valid != NULL ? NAS_OK : NAS_ERR_NOMEM;
     }
+    /* Every name and parameter checked before the first (long) run. */
+    char check[1024];
+    snprintf(check, sizeof(check), "%s", strategies);
+    for (char *save = NULL, *name = strtok_r(check, ",", &save); st == NAS_OK && name != NULL;
+         name = strtok_r(NULL, ",", &save)) {
+        nas_strategy *probe = NULL;
+        const nas_strategy_opts po = {(uint64_t)first_seed, queries, params};
+        st = nas_strategy_new(ctx, name, space, &po, &probe);
+        nas_strategy_free(probe);
+    }
     json_t *rows = json_array();
     if (st == NAS_OK && !json) {
         printf("benchmark: space %s, evaluator %s, %lld seeds x %lld queries\n", space_name,
@@ -158,7 +168,7 @@ int cmd_benchmark(int argc, char **argv) {
                 json_object_set_new(r, "runs_per_second", json_real(rps));
                 json_array_append_new(rows, r);
             } else {
-                printf("%-10s %8lld %10.2f +- %5.2f %12.2f %12.0f\n", name, (long long)cps[k],
+                printf("%-10s %8lld %10.2f +- %5.2f %12.2f %12.1f\n", name, (long long)cps[k],
                        mt, sdt, mv, rps);
             }
         }

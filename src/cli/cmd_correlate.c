@@ -4,7 +4,8 @@
  *
  *   nascent correlate --a FILE.csv:COL --b FILE.csv:COL [--join KEY] [--k PCT[,PCT...]] [--json]
  *
- * COL is a header name (or a 1-based column number when no header has that name). --a is the
+ * COL is a header name (or a 1-based column number when no header has that name); --join KEY_A=KEY_B
+ * joins on differently named key columns. --a is the
  * estimate, --b the ground truth. Empty cells and nan/NA/null are missing: the pair is dropped and
  * counted. Anything else that is not a number is an error naming file, line and column. */
 #include "cli_int.h"
@@ -282,8 +283,9 @@ static int cmp_key(const void *x, const void *y) {
     return c != 0 ? c : (p->row < q->row ? -1 : (p->row > q->row));
 }
 
-/* Sorted (key, row) index of column kc of f; -1 on a duplicate key (message printed). */
-static key_row *key_index(const csv_file *f, int kc) {
+/* Sorted (key, row) index of column kc of f; NULL on a duplicate key when unique is set (message
+ * printed). */
+static key_row *key_index(const csv_file *f, int kc, int unique) {
     key_row *idx = malloc((size_t)(f->n_rows > 0 ? f->n_rows : 1) * sizeof(key_row));
     if (idx == NULL) {
         return NULL;
@@ -292,7 +294,7 @@ static key_row *key_index(const csv_file *f, int kc) {
         idx[r] = (key_row){f->rows[r][kc], r};
     }
     qsort(idx, (size_t)f->n_rows, sizeof(key_row), cmp_key);
-    for (int64_t r = 1; r < f->n_rows; r++) {
+    for (int64_t r = 1; unique && r < f->n_rows; r++) {
         if (strcmp(idx[r].key, idx[r - 1].key) == 0) {
             fprintf(stderr, "%s:%lld: key '%s' already on line %lld\n", f->path,
                     (long long)f->line[idx[r].row], idx[r].key, (long long)f->line[idx[r - 1].row]);
@@ -327,11 +329,17 @@ static int pair_values(const csv_file *fa, int ca, const csv_file *fb, int cb, c
         *n = fa->n_rows;
         return 0;
     }
-    const int ka = csv_column(fa, join), kb = ka >= 0 ? csv_column(fb, join) : -1;
+    /* KEY, or KEY_A=KEY_B when the two files name the key column differently */
+    char key_a[256];
+    const char *eq = strchr(join, '=');
+    snprintf(key_a, sizeof key_a, "%.*s", eq != NULL ? (int)(eq - join) : (int)strlen(join), join);
+    const int ka = csv_column(fa, key_a), kb = ka >= 0 ? csv_column(fb, eq != NULL ? eq + 1 : join) : -1;
     if (ka < 0 || kb < 0) {
         return -1;
     }
-    key_row *ia = key_index(fa, ka), *ib = ia != NULL ? key_index(fb, kb) : NULL;
+    /* many-to-one: file a may list a key several times (a sample drawn with replacement), file
+     * b (the ground truth) only once */
+    key_row *ia = key_index(fa, ka, 0), *ib = ia != NULL ? key_index(fb, kb, 1) : NULL;
     /* matched rows of file b, indexed by row of file a (-1: no match), so the pairs come out in
      * file a's row order whatever the keys' sort order */
     int64_t *match = malloc((size_t)cap * sizeof(int64_t));
@@ -339,15 +347,22 @@ static int pair_values(const csv_file *fa, int ca, const csv_file *fb, int cb, c
     for (int64_t r = 0; rc == 0 && r < fa->n_rows; r++) {
         match[r] = -1;
     }
-    int64_t i = 0, j = 0, matched = 0;
+    int64_t i = 0, j = 0, matched = 0, b_used = 0;
+    int b_hit = 0;
     while (rc == 0 && i < fa->n_rows && j < fb->n_rows) {
         const int c = strcmp(ia[i].key, ib[j].key);
         if (c == 0) {
             match[ia[i].row] = ib[j].row;
             matched++;
+            b_used += !b_hit;
+            b_hit = 1;
+            i++;
+        } else if (c < 0) {
+            i++;
+        } else {
+            j++;
+            b_hit = 0;
         }
-        i += c <= 0;
-        j += c >= 0;
     }
     for (int64_t r = 0; rc == 0 && r < fa->n_rows; r++) {
         if (match[r] >= 0) {
@@ -357,7 +372,7 @@ static int pair_values(const csv_file *fa, int ca, const csv_file *fb, int cb, c
             (*n)++;
         }
     }
-    *unmatched = (fa->n_rows - matched) + (fb->n_rows - matched);
+    *unmatched = (fa->n_rows - matched) + (fb->n_rows - b_used);
     free(match);
     free(ia);
     free(ib);
@@ -378,7 +393,8 @@ static void usage(FILE *out) {
             "                         [--k PCT[,PCT...]] [--json]\n"
             "  --a     the estimate (a proxy, short training, a predictor), higher = better\n"
             "  --b     the ground truth (e.g. final test accuracy), higher = better\n"
-            "  --join  pair rows whose KEY column is equal (default: pair by row order)\n"
+            "  --join  pair rows whose KEY column is equal (default: pair by row order);\n"
+            "          KEY_A=KEY_B when the files name it differently\n"
             "  --k     the K%% of the top/bottom figures (default 1,5,10,50)\n"
             "  --json  one JSON object instead of text\n");
 }

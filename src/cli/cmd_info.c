@@ -155,6 +155,7 @@ int cmd_info(int argc, char **argv) {
         rc = 1;
         goto done;
     }
+    opts.no_init = 1; /* only shapes matter here */
     st = nas_space_build(ctx, space, &arch, &opts, &model);
     int64_t macs = 0;
     size_t peak = 0;

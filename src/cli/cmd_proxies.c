@@ -19,7 +19,7 @@
 typedef struct proxy_opts {
     const char *space, *arch, *dataset, *data_dir, *out, *export_dir;
     int64_t sample; /* -1: off */
-    int all, json, batch, threads;
+    int all, json, batch, threads, repeat;
     uint64_t seed;
     uint32_t mask;
     nas_build_opts build;
@@ -39,6 +39,8 @@ static void usage(FILE *out) {
             "  --seed S                     weights and minibatch seed (default 42)\n"
             "  --channels-mult X, --cells N network size knobs of the space\n"
             "  --threads T                  threads (default: all cores)\n"
+            "  --repeat R                   single architecture: build and score R times and\n"
+            "                               report the median seconds per architecture\n"
             "  --export DIR                 also write DIR/weights.nas, DIR/x.f32, DIR/y.i32\n"
             "                               (single architecture; for the PyTorch check)\n");
 }
@@ -129,6 +131,11 @@ static int parse_args(int argc, char **argv, proxy_opts *o) {
                 return -1;
             }
             o->seed = (uint64_t)v;
+        } else if (strcmp(a, "--repeat") == 0) {
+            if (parse_i64(a, argv[++i], 1, &v) != 0) {
+                return -1;
+            }
+            o->repeat = (int)v;
         } else if (strcmp(a, "--threads") == 0) {
             if (parse_i64(a, argv[++i], 0, &v) != 0) {
                 return -1;
@@ -275,8 +282,8 @@ static nas_status build(nas_ctx *ctx, const nas_space *s, const nas_arch *a, con
     return st;
 }
 
-static void print_json(const double *scores, uint32_t mask, const char *arch) {
-    printf("{\"arch\": \"%s\"", arch);
+static void print_json(const double *scores, uint32_t mask, const char *arch, double seconds) {
+    printf("{\"arch\": \"%s\", \"seconds\": %.6f", arch, seconds);
     for (int i = 0; i < NAS_PROXY_COUNT; i++) {
         if (mask & (1u << i)) {
             printf(", \"%s\": ", nas_proxy_name((nas_proxy)i));
@@ -299,7 +306,23 @@ static int score_one(nas_ctx *ctx, const nas_space *s, nas_proxies *pr, const pr
     }
     nas_model *m = NULL;
     double scores[NAS_PROXY_COUNT] = {0};
-    nas_status st = build(ctx, s, &a, o, &m);
+    double times[64];
+    const int reps = o->repeat > 1 ? (o->repeat < 64 ? o->repeat : 64) : 1;
+    nas_status st = NAS_OK;
+    for (int r = 0; r < reps - 1 && st == NAS_OK; r++) {
+        const double t0 = nas_now();
+        st = build(ctx, s, &a, o, &m);
+        if (st == NAS_OK) {
+            st = nas_proxies_score(pr, m, b->x, b->y, b->n, o->mask, scores);
+        }
+        nas_model_free(m);
+        m = NULL;
+        times[r] = nas_now() - t0;
+    }
+    const double t_last = nas_now();
+    if (st == NAS_OK) {
+        st = build(ctx, s, &a, o, &m);
+    }
     if (st == NAS_OK && o->export_dir != NULL) {
         char path[4096];
         snprintf(path, sizeof path, "%s/weights.nas", o->export_dir);
@@ -316,23 +339,34 @@ static int score_one(nas_ctx *ctx, const nas_space *s, nas_proxies *pr, const pr
     if (st == NAS_OK) {
         st = nas_proxies_score(pr, m, b->x, b->y, b->n, o->mask, scores);
     }
+    times[reps - 1] = nas_now() - t_last;
     nas_model_free(m);
     if (st != NAS_OK) {
         fprintf(stderr, "nascent proxies: %s: %s\n", o->arch, nas_errmsg(ctx));
         return 1;
     }
+    /* median seconds per architecture (insertion sort of at most 64) */
+    for (int i = 1; i < reps; i++) {
+        for (int j = i; j > 0 && times[j] < times[j - 1]; j--) {
+            const double t = times[j];
+            times[j] = times[j - 1];
+            times[j - 1] = t;
+        }
+    }
+    const double median = reps % 2 ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
     char text[NAS_ARCH_TEXT_MAX];
     if (nas_space_encode(s, &a, text, sizeof text) != NAS_OK) {
         snprintf(text, sizeof text, "%s", o->arch);
     }
     if (o->json) {
-        print_json(scores, o->mask, text);
+        print_json(scores, o->mask, text, median);
     } else {
         for (int i = 0; i < NAS_PROXY_COUNT; i++) {
             if (o->mask & (1u << i)) {
                 printf("%-10s %.10g\n", nas_proxy_name((nas_proxy)i), scores[i]);
             }
         }
+        printf("%-10s %.6f\n", "seconds", median);
     }
     return 0;
 }

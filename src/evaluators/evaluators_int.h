@@ -25,9 +25,9 @@ struct nas_evaluator {
     void *impl;
 };
 
-extern const nas_evaluator_vt nas_evaluator_table_vt;
-/* Provided by other modules when built (weak references): training, zero-cost proxies. */
-extern const nas_evaluator_vt nas_evaluator_train_vt __attribute__((weak));
+extern const nas_evaluator_vt nas_evaluator_table_vt; /* table_nb201.c */
+extern const nas_evaluator_vt nas_evaluator_train_vt; /* evaluator.c, on nas_train_model */
+/* Provided by another module when built (a weak reference): zero-cost proxies. */
 extern const nas_evaluator_vt nas_evaluator_proxy_vt __attribute__((weak));
 
 /* NB201 op names in the table's op-code order (nas_nb201_op). */

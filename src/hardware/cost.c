@@ -14,9 +14,9 @@
 #define DEFAULT_LATENCY_TABLE "data/nb201_latency/nb201_latency_ms.csv"
 #define MEASURE_REPEATS 10
 #define MEASURE_WARMUP 2
-#define CHECK_SAMPLES 64
+#define CHECK_SAMPLES 32
 #define ENUM_LIMIT 2000000
-#define DESCENT_EVALS 4000
+#define DESCENT_EVALS 300
 
 typedef enum lat_kind { LAT_NONE = 0, LAT_MEASURED, LAT_LUT, LAT_PREDICTOR, LAT_TABLE } lat_kind;
 
@@ -392,7 +392,8 @@ nas_status nas_cost_eval(nas_cost_model *cm, const nas_arch *a, unsigned what, n
 
 double nas_cost_latency_cb(void *cost_model, const nas_arch *a) {
     nas_cost c;
-    return nas_cost_eval(cost_model, a, NAS_COST_LATENCY, &c) == NAS_OK ? c.latency_ms : (double)NAN;
+    const nas_status st = nas_cost_eval(cost_model, a, NAS_COST_LATENCY, &c);
+    return st == NAS_OK ? c.latency_ms : (double)NAN;
 }
 
 /* ------------------------------------------------------------------ budgets */
@@ -494,8 +495,9 @@ static nas_status check_enumerate(check_state *cs, int64_t size) {
     return NAS_OK;
 }
 
-/* Seeded samples, then coordinate descent from the least excessive: move to the best
- * single-decision change while it lowers the excess. */
+/* Seeded samples, then a descent from the least excessive: move to the first single-decision
+ * change that lowers the excess, until none does (first improvement needs far fewer network
+ * builds than best improvement in spaces with many decisions). */
 static nas_status check_search(check_state *cs, uint64_t seed) {
     const nas_space *space = cs->cm->space;
     nas_rng r = nas_rng_make(seed, 0xb0d9);
@@ -520,30 +522,27 @@ static nas_status check_search(check_state *cs, uint64_t seed) {
         return NAS_ERR_NOMEM;
     }
     int evals = 0, improved = 1;
-    while (!cs->found && improved && evals < DESCENT_EVALS) {
+    nas_status st = NAS_OK;
+    while (st == NAS_OK && !cs->found && improved && evals < DESCENT_EVALS) {
         improved = 0;
         int64_t k = nas_space_neighbours(space, &best, nb, max_nb);
         k = k < max_nb ? k : max_nb;
-        nas_arch next = best;
-        double next_ex = best_ex;
         for (int64_t i = 0; i < k && !cs->found && evals < DESCENT_EVALS; i++, evals++) {
             double ex;
-            const nas_status st = check_one(cs, &nb[i], &ex);
+            st = check_one(cs, &nb[i], &ex);
             if (st != NAS_OK) {
-                nas_free(cs->cm->ctx, nb, (size_t)max_nb * sizeof(nas_arch));
-                return st;
+                break;
             }
-            if (ex < next_ex) {
-                next = nb[i];
-                next_ex = ex;
+            if (ex < best_ex) {
+                best = nb[i];
+                best_ex = ex;
                 improved = 1;
+                break;
             }
         }
-        best = next;
-        best_ex = next_ex;
     }
     nas_free(cs->cm->ctx, nb, nb != NULL ? (size_t)max_nb * sizeof(nas_arch) : 0);
-    return NAS_OK;
+    return st;
 }
 
 nas_status nas_budget_check(nas_cost_model *cm, const nas_budget *b, uint64_t seed,

@@ -4,7 +4,8 @@
 #include "ops_int.h"
 #include "simd_int.h"
 
-/* ---- relu: y = max(x, 0); dy/dx = [x > 0] */
+/* ---- relu: y = max(x, 0), NaN kept (as PyTorch: a NaN must reach the loss check);
+ * dy/dx = [x > 0] */
 
 nas_tensor *nas_relu(nas_graph *g, nas_tensor *x) {
     if (!nas_ops_sources_ok(g, 1, &x)) {
@@ -20,7 +21,7 @@ static nas_status relu_forward(nas_graph *g, nas_node *n) {
     const int64_t len = n->numel;
     NAS_OMP_FOR_SIMD
     for (int64_t i = 0; i < len; i++) {
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        y[i] = x[i] < 0.0f ? 0.0f : x[i];
     }
     return NAS_OK;
 }

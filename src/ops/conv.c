@@ -1,5 +1,7 @@
 /* conv.c - the conv2d op: builder (shape checks), descriptor, and dispatch between the fast
- * paths (oneDNN, conv_dnnl.c) and the naive twin (conv_naive.c).
+ * paths (sgemm for 1x1: conv_gemm.c; AVX2 depthwise: conv_dw.c; oneDNN for the rest:
+ * conv_dnnl.c) and the naive twin (conv_naive.c), the fallback when oneDNN rejects a case.
+ * NAS_CONV_BACKEND=naive|dnnl (or nas_conv_set_backend) forces one path.
  * x [N, C, H, W], w [O, C/groups, KH, KW], bias [O] or NULL -> y [N, O, OH, OW] with
  * OH = (H + 2 ph - dh (KH - 1) - 1) / sh + 1 (same for W). Backward accumulates into the grads
  * of x, w and bias that are not NULL. */
@@ -19,41 +21,46 @@ static int conv_check(nas_graph *g, const nas_node *x, const nas_node *w, const 
     nas_shape_str(w, ws, sizeof ws);
     if (a->stride_h < 0 || a->stride_w < 0 || a->dilation_h < 0 || a->dilation_w < 0 ||
         a->groups < 0 || a->pad_h < 0 || a->pad_w < 0) {
-        nas_graph_fail(g, NAS_ERR_ARG,
-                       "conv2d: negative argument (stride %d,%d pad %d,%d dilation %d,%d groups %d)",
-                       a->stride_h, a->stride_w, a->pad_h, a->pad_w, a->dilation_h, a->dilation_w,
-                       a->groups);
+        nas_graph_fail(
+            g, NAS_ERR_ARG,
+            "conv2d: negative argument (stride %d,%d pad %d,%d dilation %d,%d groups %d)",
+            a->stride_h, a->stride_w, a->pad_h, a->pad_w, a->dilation_h, a->dilation_w, a->groups);
         return 0;
     }
     if (x->ndim != 4 || w->ndim != 4) {
-        nas_graph_fail(g, NAS_ERR_SHAPE,
-                       "conv2d: input %s and weight %s must be 4-d ([N, C, H, W], [O, C/groups, KH, "
-                       "KW])", xs, ws);
+        nas_graph_fail(
+            g, NAS_ERR_SHAPE,
+            "conv2d: input %s and weight %s must be 4-d ([N, C, H, W], [O, C/groups, KH, "
+            "KW])",
+            xs, ws);
         return 0;
     }
     const int64_t groups = positive_or_one(a->groups);
     if (x->shape[1] % groups != 0 || w->shape[0] % groups != 0) {
         nas_graph_fail(g, NAS_ERR_SHAPE,
                        "conv2d: %d groups do not divide the %lld input channels of %s and the %lld "
-                       "output channels of weight %s", (int)groups, (long long)x->shape[1], xs,
-                       (long long)w->shape[0], ws);
+                       "output channels of weight %s",
+                       (int)groups, (long long)x->shape[1], xs, (long long)w->shape[0], ws);
         return 0;
     }
     if (w->shape[1] * groups != x->shape[1]) {
         nas_graph_fail(g, NAS_ERR_SHAPE,
                        "conv2d: input %s has %lld channels but weight %s with %d groups expects "
-                       "%lld", xs, (long long)x->shape[1], ws, (int)groups,
+                       "%lld",
+                       xs, (long long)x->shape[1], ws, (int)groups,
                        (long long)(w->shape[1] * groups));
         return 0;
     }
     const int64_t dh = positive_or_one(a->dilation_h), dw = positive_or_one(a->dilation_w);
     const int64_t eh = dh * (w->shape[2] - 1) + 1, ew = dw * (w->shape[3] - 1) + 1;
-    const int64_t ph = x->shape[2] + 2 * (int64_t)a->pad_h, pw = x->shape[3] + 2 * (int64_t)a->pad_w;
+    const int64_t ph = x->shape[2] + 2 * (int64_t)a->pad_h,
+                  pw = x->shape[3] + 2 * (int64_t)a->pad_w;
     if (eh > ph || ew > pw) {
-        nas_graph_fail(g, NAS_ERR_SHAPE,
-                       "conv2d: kernel %s (dilated extent %lldx%lld) is bigger than input %s padded "
-                       "to %lldx%lld", ws, (long long)eh, (long long)ew, xs, (long long)ph,
-                       (long long)pw);
+        nas_graph_fail(
+            g, NAS_ERR_SHAPE,
+            "conv2d: kernel %s (dilated extent %lldx%lld) is bigger than input %s padded "
+            "to %lldx%lld",
+            ws, (long long)eh, (long long)ew, xs, (long long)ph, (long long)pw);
         return 0;
     }
     if (bias != NULL && (bias->ndim != 1 || bias->shape[0] != w->shape[0])) {
@@ -71,9 +78,12 @@ typedef enum conv_path { PATH_NAIVE, PATH_GEMM, PATH_DW, PATH_DNNL } conv_path;
 
 static conv_path conv_choose(nas_ctx *ctx, const nas_conv_geom *c) {
     switch (nas_conv_get_backend(ctx)) {
-        case NAS_CONV_NAIVE: return PATH_NAIVE;
-        case NAS_CONV_DNNL: return PATH_DNNL;
-        case NAS_CONV_AUTO: break;
+        case NAS_CONV_NAIVE:
+            return PATH_NAIVE;
+        case NAS_CONV_DNNL:
+            return PATH_DNNL;
+        case NAS_CONV_AUTO:
+            break;
     }
     if (nas_conv_is_pointwise(c)) {
         return PATH_GEMM;
@@ -141,7 +151,8 @@ static nas_status conv_forward(nas_graph *g, nas_node *n) {
             }
             break;
         }
-        case PATH_NAIVE: break;
+        case PATH_NAIVE:
+            break;
     }
     nas_conv_naive_forward(&c, x, w, b, n->data);
     return NAS_OK;
@@ -197,7 +208,8 @@ static void conv_backward(nas_graph *g, nas_node *n) {
                 return;
             }
             break;
-        case PATH_NAIVE: break;
+        case PATH_NAIVE:
+            break;
     }
     conv_backward_naive(&c, n, done);
 }

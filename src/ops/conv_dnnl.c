@@ -20,9 +20,10 @@
 
 enum conv_pass { PASS_FWD_INFER = 0, PASS_FWD_TRAIN, PASS_BWD_DATA, PASS_BWD_WEIGHTS };
 
-#define KEY_LEN   18
-#define CACHE_MAX 4096 /* entries; past this the cache is flushed (NAS-RL spaces make many shapes) */
-#define ALIGN     64
+#define KEY_LEN 18
+/* Entries; past this the cache is flushed (NAS-RL spaces make many shapes). */
+#define CACHE_MAX 4096
+#define ALIGN 64
 
 typedef struct conv_key {
     int64_t v[KEY_LEN];
@@ -238,8 +239,8 @@ static nas_status cache_grow(nas_ctx *ctx, conv_cache *c) {
     } while (0)
 
 typedef struct conv_mds {
-    dnnl_memory_desc_t src, wei, dst, bias;         /* plain */
-    dnnl_memory_desc_t src_any, wei_any, dst_any;   /* format_tag_any */
+    dnnl_memory_desc_t src, wei, dst, bias;       /* plain */
+    dnnl_memory_desc_t src_any, wei_any, dst_any; /* format_tag_any */
     dnnl_dims_t strides, dilates, pad_l, pad_r;
 } conv_mds;
 
@@ -319,10 +320,9 @@ static dnnl_status_t port_make(conv_cache *c, conv_entry *e, conv_port *p,
     dnnl_primitive_attr_t attr;
     DNNL_TRY(attr_make(&attr, is_output && accumulate));
     dnnl_primitive_desc_t rpd;
-    dnnl_status_t s = is_output ? dnnl_reorder_primitive_desc_create(&rpd, prim, c->eng, plain,
-                                                                     c->eng, attr)
-                                : dnnl_reorder_primitive_desc_create(&rpd, plain, c->eng, prim,
-                                                                     c->eng, attr);
+    dnnl_status_t s =
+        is_output ? dnnl_reorder_primitive_desc_create(&rpd, prim, c->eng, plain, c->eng, attr)
+                  : dnnl_reorder_primitive_desc_create(&rpd, plain, c->eng, prim, c->eng, attr);
     dnnl_primitive_attr_destroy(attr);
     if (s != dnnl_success) {
         return s;
@@ -343,12 +343,12 @@ static dnnl_status_t entry_build(conv_cache *c, conv_entry *e, int pass, const n
     if (pass == PASS_FWD_INFER || pass == PASS_FWD_TRAIN) {
         DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(
             &cd, pass == PASS_FWD_TRAIN ? dnnl_forward_training : dnnl_forward_inference,
-            dnnl_convolution_direct, &m.src_any, &m.wei_any, bias, &m.dst_any, m.strides,
-            m.dilates, m.pad_l, m.pad_r));
+            dnnl_convolution_direct, &m.src_any, &m.wei_any, bias, &m.dst_any, m.strides, m.dilates,
+            m.pad_l, m.pad_r));
     } else if (pass == PASS_BWD_DATA) {
         DNNL_TRY(dnnl_dilated_convolution_backward_data_desc_init(
-            &cd, dnnl_convolution_direct, &m.src_any, &m.wei_any, &m.dst_any, m.strides,
-            m.dilates, m.pad_l, m.pad_r));
+            &cd, dnnl_convolution_direct, &m.src_any, &m.wei_any, &m.dst_any, m.strides, m.dilates,
+            m.pad_l, m.pad_r));
     } else {
         DNNL_TRY(dnnl_dilated_convolution_backward_weights_desc_init(
             &cd, dnnl_convolution_direct, &m.src_any, &m.wei_any, bias, &m.dst_any, m.strides,
@@ -392,7 +392,8 @@ static dnnl_status_t entry_build(conv_cache *c, conv_entry *e, int pass, const n
     at += pass == PASS_BWD_WEIGHTS && has_bias ? align_up((size_t)g->O * sizeof(float)) : 0;
     e->total = at;
     if (e->scratch_bytes > 0) {
-        const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(e->pd, dnnl_query_scratchpad_md, 0);
+        const dnnl_memory_desc_t *md =
+            dnnl_primitive_desc_query_md(e->pd, dnnl_query_scratchpad_md, 0);
         DNNL_TRY(dnnl_memory_create(&e->scratch_mem, md, c->eng, DNNL_MEMORY_NONE));
     }
     if (e->rscratch_bytes > 0) {
@@ -446,7 +447,8 @@ static conv_entry *entry_get(nas_ctx *ctx, conv_cache *c, int pass, const nas_co
         if (ds == dnnl_unimplemented) {
             *st = NAS_ERR_UNSUPPORTED;
         } else {
-            *st = nas_fail(ctx, NAS_ERR_BACKEND, "conv2d: oneDNN failed (status %d) for x [%lld, "
+            *st = nas_fail(ctx, NAS_ERR_BACKEND,
+                           "conv2d: oneDNN failed (status %d) for x [%lld, "
                            "%lld, %lld, %lld] -> %lld channels, kernel %lldx%lld",
                            (int)ds, (long long)g->N, (long long)g->C, (long long)g->H,
                            (long long)g->W, (long long)g->O, (long long)g->KH, (long long)g->KW);
@@ -470,8 +472,8 @@ static dnnl_status_t set_handle(dnnl_memory_t m, void *p) {
 
 static dnnl_status_t exec_reorder(conv_cache *c, conv_entry *e, dnnl_primitive_t rp,
                                   dnnl_memory_t from, dnnl_memory_t to) {
-    dnnl_exec_arg_t a[3] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}, {DNNL_ARG_SCRATCHPAD,
-                                                                     e->rscratch_mem}};
+    dnnl_exec_arg_t a[3] = {
+        {DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}, {DNNL_ARG_SCRATCHPAD, e->rscratch_mem}};
     return dnnl_primitive_execute(rp, c->strm, e->rscratch_mem != NULL ? 3 : 2, a);
 }
 
@@ -639,8 +641,8 @@ static dnnl_status_t run_bwd_data(conv_cache *c, conv_entry *e, char *base, nas_
     } else {
         DNNL_TRY(port_in(c, e, &e->io[2], base, n->grad, NULL, &dy));
     }
-    dnnl_exec_arg_t a[4] = {{DNNL_ARG_DIFF_SRC, dx}, {DNNL_ARG_WEIGHTS, wei},
-                            {DNNL_ARG_DIFF_DST, dy}};
+    dnnl_exec_arg_t a[4] = {
+        {DNNL_ARG_DIFF_SRC, dx}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_DST, dy}};
     DNNL_TRY(exec_conv(c, e, base, a, 3));
     return port_finish(c, e, &e->io[0], base, x->grad, x->numel);
 }
@@ -662,8 +664,8 @@ static dnnl_status_t run_bwd_weights(conv_cache *c, conv_entry *e, char *base, n
     } else {
         DNNL_TRY(port_in(c, e, &e->io[2], base, n->grad, NULL, &dy));
     }
-    dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_WEIGHTS, dw},
-                            {DNNL_ARG_DIFF_DST, dy}};
+    dnnl_exec_arg_t a[5] = {
+        {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_WEIGHTS, dw}, {DNNL_ARG_DIFF_DST, dy}};
     int na = 3;
     float *db = has_bias ? (float *)(base + e->bias_offset) : NULL;
     if (has_bias) {
@@ -728,14 +730,18 @@ nas_status nas_conv_dnnl_backward(nas_graph *g, nas_node *n, unsigned *done) {
     if (bw != NULL) {
         /* reuse what is already blocked: dy from the data pass, x from the forward */
         void *dy_ready = NULL, *x_ready = NULL;
-        const dnnl_memory_desc_t *bw_dy = dnnl_primitive_desc_query_md(bw->pd, dnnl_query_diff_dst_md, 0);
+        const dnnl_memory_desc_t *bw_dy =
+            dnnl_primitive_desc_query_md(bw->pd, dnnl_query_diff_dst_md, 0);
         if (bd != NULL && bd->io[2].reorder &&
-            dnnl_memory_desc_equal(bw_dy, dnnl_primitive_desc_query_md(bd->pd, dnnl_query_diff_dst_md, 0))) {
+            dnnl_memory_desc_equal(
+                bw_dy, dnnl_primitive_desc_query_md(bd->pd, dnnl_query_diff_dst_md, 0))) {
             dy_ready = base + bd->io[2].offset;
         }
         if (fw != NULL) {
-            const dnnl_memory_desc_t *bw_x = dnnl_primitive_desc_query_md(bw->pd, dnnl_query_src_md, 0);
-            if (dnnl_memory_desc_equal(bw_x, dnnl_primitive_desc_query_md(fw->pd, dnnl_query_src_md, 0))) {
+            const dnnl_memory_desc_t *bw_x =
+                dnnl_primitive_desc_query_md(bw->pd, dnnl_query_src_md, 0);
+            if (dnnl_memory_desc_equal(
+                    bw_x, dnnl_primitive_desc_query_md(fw->pd, dnnl_query_src_md, 0))) {
                 x_ready = n->aux;
             }
         }

@@ -89,8 +89,8 @@ static inline void store_part(float *y, __m256 v, int64_t n, int accumulate) {
         return;
     }
     /* lanes k < n: mask from comparing k with n */
-    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n),
-                                         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i m =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     if (accumulate) {
         v = _mm256_add_ps(v, _mm256_maskload_ps(y, m));
     }
@@ -133,10 +133,10 @@ corr_block(const float *P, int64_t ps, const float *wk, int64_t KH, int64_t KW, 
 }
 
 #define CORR_VARIANT(NAME, R, SW)                                                                  \
-    static void NAME(const float *P, int64_t ps, const float *wk, int64_t KH, int64_t KW,         \
+    static void NAME(const float *P, int64_t ps, const float *wk, int64_t KH, int64_t KW,          \
                      int64_t sh, int64_t dh, int64_t dw, float b0, float *out, int64_t OW,         \
                      int64_t i0, int accumulate) {                                                 \
-        corr_block(P, ps, wk, KH, KW, sh, SW, dh, dw, b0, out, OW, i0, R, accumulate);            \
+        corr_block(P, ps, wk, KH, KW, sh, SW, dh, dw, b0, out, OW, i0, R, accumulate);             \
     }
 CORR_VARIANT(corr4_s1, 4, 1)
 CORR_VARIANT(corr1_s1, 1, 1)
@@ -205,12 +205,11 @@ size_t nas_conv_dw_scratch_bytes(const nas_conv_geom *c) {
     return (size_t)(per_thread(c) * nas_max_threads()) * sizeof(float);
 }
 
-void nas_conv_dw_forward(const nas_conv_geom *c, const float *x, const float *w,
-                         const float *bias, float *y, float *scratch) {
+void nas_conv_dw_forward(const nas_conv_geom *c, const float *x, const float *w, const float *bias,
+                         float *y, float *scratch) {
     const pad_plane p = fwd_plane(c);
     const int64_t NC = c->N * c->C, taps = c->KH * c->KW, per = per_thread(c);
-    NAS_OMP_PARALLEL
-    {
+    NAS_OMP_PARALLEL {
         float *buf = scratch + per * nas_thread_id();
         const int64_t nt = nas_thread_count(), t = nas_thread_id();
         int64_t b0, b1;
@@ -225,14 +224,13 @@ void nas_conv_dw_forward(const nas_conv_geom *c, const float *x, const float *w,
     }
 }
 
-void nas_conv_dw_backward_data(const nas_conv_geom *c, const float *dy, const float *w,
-                               float *dx, float *scratch) {
+void nas_conv_dw_backward_data(const nas_conv_geom *c, const float *dy, const float *w, float *dx,
+                               float *scratch) {
     const pad_plane p = bwd_plane(c);
     const int64_t NC = c->N * c->C, taps = c->KH * c->KW;
     const int corr = bwd_data_as_corr(c);
     const int64_t per = per_thread(c);
-    NAS_OMP_PARALLEL
-    {
+    NAS_OMP_PARALLEL {
         float *buf = scratch + per * nas_thread_id();
         float flipped[64];
         float *fw = taps <= 64 ? flipped : NULL;
@@ -284,9 +282,10 @@ static inline float hsum(__m256 v) {
     return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
-static inline __attribute__((always_inline)) __m256
-tap_dot_s(const float *P, int64_t ps, const float *dyb, int64_t OWr, const nas_conv_geom *c,
-          int64_t a, int64_t b, const int64_t SW) {
+static inline __attribute__((always_inline)) __m256 tap_dot_s(const float *P, int64_t ps,
+                                                              const float *dyb, int64_t OWr,
+                                                              const nas_conv_geom *c, int64_t a,
+                                                              int64_t b, const int64_t SW) {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     const float *q0 = P + a * c->dh * ps + b * c->dw;
     const int64_t rs = c->sh * ps;
@@ -295,7 +294,8 @@ tap_dot_s(const float *P, int64_t ps, const float *dyb, int64_t OWr, const nas_c
         const float *q = q0 + i * rs, *g = dyb + i * OWr;
         for (int64_t j0 = 0; j0 < OWr; j0 += VEC) {
             a0 = _mm256_fmadd_ps(load_strided(q + j0 * SW, SW), _mm256_loadu_ps(g + j0), a0);
-            a1 = _mm256_fmadd_ps(load_strided(q + rs + j0 * SW, SW), _mm256_loadu_ps(g + OWr + j0), a1);
+            a1 = _mm256_fmadd_ps(load_strided(q + rs + j0 * SW, SW), _mm256_loadu_ps(g + OWr + j0),
+                                 a1);
             a2 = _mm256_fmadd_ps(load_strided(q + 2 * rs + j0 * SW, SW),
                                  _mm256_loadu_ps(g + 2 * OWr + j0), a2);
             a3 = _mm256_fmadd_ps(load_strided(q + 3 * rs + j0 * SW, SW),
@@ -314,7 +314,7 @@ tap_dot_s(const float *P, int64_t ps, const float *dyb, int64_t OWr, const nas_c
 /* sum over i, j of P[i sh + a dh, j sw + b dw] dy[i, j] for one tap (dy rows padded to OWr),
  * as 8 lane partial sums. */
 static __m256 tap_dot(const float *P, int64_t ps, const float *dyb, int64_t OWr,
-                     const nas_conv_geom *c, int64_t a, int64_t b) {
+                      const nas_conv_geom *c, int64_t a, int64_t b) {
     return c->sw == 1 ? tap_dot_s(P, ps, dyb, OWr, c, a, b, 1)
                       : tap_dot_s(P, ps, dyb, OWr, c, a, b, 2);
 }
@@ -324,8 +324,7 @@ void nas_conv_dw_backward_weights(const nas_conv_geom *c, const float *x, const 
     const pad_plane p = fwd_plane(c);
     const int64_t taps = c->KH * c->KW, OWr = (c->OW + VEC - 1) / VEC * VEC, per = per_thread(c);
     if (dw != NULL) {
-        NAS_OMP_PARALLEL
-        {
+        NAS_OMP_PARALLEL {
             float *buf = scratch + per * nas_thread_id(), *dyb = buf + p.rows * p.stride;
             const int64_t nt = nas_thread_count(), t = nas_thread_id();
             int64_t c0, c1;
@@ -345,8 +344,8 @@ void nas_conv_dw_backward_weights(const nas_conv_geom *c, const float *x, const 
                         copy_row(dyb + i * OWr, dy + nc * c->OH * c->OW + i * c->OW, c->OW);
                     }
                     for (int64_t k = 0; k < taps; k++) {
-                        vacc[k] = _mm256_add_ps(vacc[k], tap_dot(buf, p.stride, dyb, OWr, c, k / c->KW,
-                                                                 k % c->KW));
+                        vacc[k] = _mm256_add_ps(
+                            vacc[k], tap_dot(buf, p.stride, dyb, OWr, c, k / c->KW, k % c->KW));
                     }
                 }
                 for (int64_t k = 0; k < taps; k++) {

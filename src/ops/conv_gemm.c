@@ -3,8 +3,8 @@
  * so skipping oneDNN's reorders to and from its blocked layout is worth more than its blocked
  * kernel. (Direct AVX2 kernels for few channels were tried: no faster than sgemm within this
  * machine's noise, and slower for the weight gradient.) Threads split images (or, for fewer
- * images than threads, column blocks of one image); every output element is computed by one single-threaded sgemm call in
- * a fixed order, so results depend only on the thread count.
+ * images than threads, column blocks of one image); every output element is computed by one
+ * single-threaded sgemm call in a fixed order, so results depend only on the thread count.
  * Backward: dx[n] += W^T dy[n]; dW += sum_n dy[n] x[n]^T (threads own rows of dW); db += sum dy. */
 #include "conv_int.h"
 
@@ -16,8 +16,7 @@ int nas_conv_is_pointwise(const nas_conv_geom *c) {
 }
 
 /* Work item i of n_items covers image *n, columns [*j0, *j1). */
-static void work_item(int64_t i, int64_t chunks, int64_t HW, int64_t *n, int64_t *j0,
-                      int64_t *j1) {
+static void work_item(int64_t i, int64_t chunks, int64_t HW, int64_t *n, int64_t *j0, int64_t *j1) {
     *n = i / chunks;
     const int64_t k = i % chunks;
     /* column blocks rounded to 16 floats so each starts on a cache line */
@@ -50,8 +49,8 @@ void nas_conv_gemm_forward(const nas_conv_geom *c, const float *x, const float *
                 }
             }
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)O, (int)(j1 - j0), (int)C,
-                    1.0f, w, (int)C, x + n * C * HW + j0, (int)HW, bias != NULL ? 1.0f : 0.0f, yn,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)O, (int)(j1 - j0), (int)C, 1.0f,
+                    w, (int)C, x + n * C * HW + j0, (int)HW, bias != NULL ? 1.0f : 0.0f, yn,
                     (int)HW);
     }
 }
@@ -76,14 +75,13 @@ void nas_conv_gemm_backward_weights(const nas_conv_geom *c, const float *x, cons
                                     float *dw, float *db) {
     const int64_t HW = c->H * c->W, C = c->C, O = c->O;
     if (dw != NULL) {
-        NAS_OMP_PARALLEL
-        {
+        NAS_OMP_PARALLEL {
             int64_t o0, o1;
             nas_split_range(O, nas_thread_count(), nas_thread_id(), &o0, &o1);
             for (int64_t n = 0; n < c->N && o1 > o0; n++) {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(o1 - o0), (int)C,
-                            (int)HW, 1.0f, dy + (n * O + o0) * HW, (int)HW, x + n * C * HW,
-                            (int)HW, 1.0f, dw + o0 * C, (int)C);
+                            (int)HW, 1.0f, dy + (n * O + o0) * HW, (int)HW, x + n * C * HW, (int)HW,
+                            1.0f, dw + o0 * C, (int)C);
             }
         }
     }

@@ -59,10 +59,10 @@ int nas_conv_is_depthwise(const nas_conv_geom *c);
 /* The depthwise kernels are used (under AUTO) where they beat oneDNN: 8 output columns and up. */
 int nas_conv_dw_preferred(const nas_conv_geom *c);
 size_t nas_conv_dw_scratch_bytes(const nas_conv_geom *c);
-void nas_conv_dw_forward(const nas_conv_geom *c, const float *x, const float *w,
-                         const float *bias, float *y, float *scratch);
-void nas_conv_dw_backward_data(const nas_conv_geom *c, const float *dy, const float *w,
-                               float *dx, float *scratch);
+void nas_conv_dw_forward(const nas_conv_geom *c, const float *x, const float *w, const float *bias,
+                         float *y, float *scratch);
+void nas_conv_dw_backward_data(const nas_conv_geom *c, const float *dy, const float *w, float *dx,
+                               float *scratch);
 void nas_conv_dw_backward_weights(const nas_conv_geom *c, const float *x, const float *dy,
                                   float *dw, float *db, float *scratch);
 

@@ -6,7 +6,8 @@
  * y[n, o, i, j] = b[o] + sum_{c, a, b} x[n, g*Cg + c, i*sh - ph + a*dh, j*sw - pw + b*dw]
  *                                     * w[o, c, a, b],   g = o / Og, Cg = C / groups
  * dx[n, g*Cg + c, ih, iw] += sum_{o in g, a, b} w[o, c, a, b] * dy[n, o, i, j]  (where ih, iw hit)
- * dw[o, c, a, b] += sum_{n, i, j} x[n, g*Cg + c, ih, iw] * dy[n, o, i, j];  db[o] += sum dy[n, o] */
+ * dw[o, c, a, b] += sum_{n, i, j} x[n, g*Cg + c, ih, iw] * dy[n, o, i, j];  db[o] += sum dy[n, o]
+ */
 #include "conv_int.h"
 
 nas_conv_geom nas_conv_geom_of(const nas_node *n) {
@@ -70,8 +71,8 @@ void nas_conv_naive_forward(const nas_conv_geom *c, const float *x, const float 
                     valid_range(c->OW, c->W, c->sw, c->pw, b * c->dw, &j0, &j1);
                     const float wv = wp[a * c->KW + b];
                     for (int64_t i = i0; i < i1; i++) {
-                        const float *xr = xp + (i * c->sh - c->ph + a * c->dh) * c->W - c->pw +
-                                          b * c->dw;
+                        const float *xr =
+                            xp + (i * c->sh - c->ph + a * c->dh) * c->W - c->pw + b * c->dw;
                         float *yr = yp + i * c->OW;
                         for (int64_t j = j0; j < j1; j++) {
                             yr[j] += wv * xr[j * c->sw];
@@ -105,8 +106,8 @@ void nas_conv_naive_backward_data(const nas_conv_geom *c, const float *dy, const
                     valid_range(c->OW, c->W, c->sw, c->pw, b * c->dw, &j0, &j1);
                     const float wv = wp[a * c->KW + b];
                     for (int64_t i = i0; i < i1; i++) {
-                        float *xr = dxp + (i * c->sh - c->ph + a * c->dh) * c->W - c->pw +
-                                    b * c->dw;
+                        float *xr =
+                            dxp + (i * c->sh - c->ph + a * c->dh) * c->W - c->pw + b * c->dw;
                         const float *yr = dyp + i * c->OW;
                         for (int64_t j = j0; j < j1; j++) {
                             xr[j * c->sw] += wv * yr[j];
@@ -138,8 +139,8 @@ void nas_conv_naive_backward_weights(const nas_conv_geom *c, const float *x, con
                     const float *xp = x + (n * c->C + g * Cg + ci) * in_plane;
                     const float *dyp = dy + (n * c->O + o) * plane;
                     for (int64_t i = i0; i < i1; i++) {
-                        const float *xr = xp + (i * c->sh - c->ph + a * c->dh) * c->W - c->pw +
-                                          b * c->dw;
+                        const float *xr =
+                            xp + (i * c->sh - c->ph + a * c->dh) * c->W - c->pw + b * c->dw;
                         const float *yr = dyp + i * c->OW;
                         float part = 0.0f;
                         for (int64_t j = j0; j < j1; j++) {

@@ -135,6 +135,10 @@ int nas_snet_conv(nas_snet *net, int x, int cout, int k, int stride, int pad, in
     if (dilation <= 0) {
         dilation = 1;
     }
+    if (k < 1 || stride < 1 || groups < 1 || cout < 1) {
+        return fail(net, NAS_ERR_SHAPE, "%s: conv with kernel %d, stride %d, groups %d, %d outputs",
+                    name, k, stride, groups, cout);
+    }
     if (pad < 0) {
         pad = dilation * (k - 1) / 2;
     }
@@ -174,6 +178,9 @@ int nas_snet_conv_rect(nas_snet *net, int x, int cout, int kh, int kw, int strid
         return -1;
     }
     nas_snode *n = &net->nodes[i];
+    if (kh < 1 || kw < 1 || stride < 1) {
+        return fail(net, NAS_ERR_SHAPE, "%s: %dx%d conv stride %d", name, kh, kw, stride);
+    }
     const int ph = (kh - 1) / 2, pw = (kw - 1) / 2;
     n->k = kh > kw ? kh : kw;
     n->stride = stride;
@@ -237,6 +244,10 @@ static int pool(nas_snet *net, nas_snode_kind kind, int x, int k, int stride, in
         return -1;
     }
     nas_snode *n = &net->nodes[i];
+    if (k < 1 || stride < 1 || pad < 0 || 2 * pad > k) {
+        return fail(net, NAS_ERR_SHAPE, "pool with kernel %d, stride %d, padding %d", k, stride,
+                    pad);
+    }
     n->k = k;
     n->stride = stride;
     n->pad = pad;
@@ -338,6 +349,9 @@ int nas_snet_zero(nas_snet *net, int x, int stride, int cout) {
         return -1;
     }
     nas_snode *n = &net->nodes[i];
+    if (stride < 1) {
+        return fail(net, NAS_ERR_SHAPE, "zero op with stride %d", stride);
+    }
     n->stride = stride;
     n->h = (n->h + stride - 1) / stride;
     n->w = (n->w + stride - 1) / stride;

@@ -434,7 +434,7 @@ nas_status nas_space_build(nas_ctx *ctx, const nas_space *s, const nas_arch *a,
         return st;
     }
     s->vt->describe(s, a, &o, &net, &shape);
-    if (net.status == NAS_OK) {
+    if (net.status == NAS_OK && !o.no_init) {
         nas_params_init(net.params, 0);
     }
     return nas_snet_model(&net, shape, out);

@@ -764,6 +764,11 @@ static int build_block(ubuild *b, const json_t *blk, int x, int stride_override)
         const nas_act act = act_of(b, blk, "act", NAS_ACT_RELU);
         const int g = inum(b, blk, "groups", 1), out = width(b, inum(b, blk, "out", 0));
         const int branch = stride == 1 ? out : out - cin;
+        if (g < 1) {
+            net->status = nas_fail(net->ctx, NAS_ERR_SHAPE, "%s: shuffle unit with %d groups",
+                                   name, g);
+            return -1;
+        }
         const int mid = out / 4 < g ? g : out / 4 / g * g;
         if (branch < 1 || (stride == 1 && cin != out)) {
             net->status = nas_fail(net->ctx, NAS_ERR_SHAPE, "%s: shuffle unit from %d to %d "

@@ -199,7 +199,9 @@ static nas_status next_stage(nas_strategy *s, pnas_state *p) {
     nas_archmap local;
     nas_status st = nas_archmap_init(&local, s->ctx, 256);
     p->n_cand = 0;
-    qsort(p->told, (size_t)p->n_told, sizeof(pnas_told), cmp_told_desc);
+    if (p->n_told > 1) {
+        qsort(p->told, (size_t)p->n_told, sizeof(pnas_told), cmp_told_desc);
+    }
     if (st == NAS_OK && p->stage == 0) {
         st = expand_block(s, p, &local, &p->base, 0);
     } else if (st == NAS_OK && p->stage < p->stages) {

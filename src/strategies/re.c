@@ -193,13 +193,15 @@ static nas_status re_ask(nas_strategy *s, nas_arch *out) {
 static nas_status re_tell(nas_strategy *s, const nas_arch *a, double reward) {
     re_state *r = s->impl;
     const int64_t slots = r->population + 1;
-    re_member *m = &r->ring[(r->head + r->count) % slots];
+    int64_t slot = r->head + r->count; /* no modulo: this runs millions of times */
+    slot -= slot >= slots ? slots : 0;
+    re_member *m = &r->ring[slot];
     m->arch.n = a->n; /* copy only the used choices: nas_arch is large */
     memcpy(m->arch.choice, a->choice, (size_t)a->n * sizeof(int32_t));
     m->score = nas_strategy_score(reward);
     r->count++;
     if (r->count > r->population) { /* aging: the oldest member dies, whatever its score */
-        r->head = (r->head + 1) % slots;
+        r->head = r->head + 1 == slots ? 0 : r->head + 1;
         r->count--;
     }
     if (r->dedupe) { /* a told architecture counts as seen even if it was not asked here */

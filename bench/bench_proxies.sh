@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# bench_proxies.sh - zero-cost proxies: speed against PyTorch and rank correlation with NB201.
+#
+#   bench/bench_proxies.sh [--long]
+#
+# Always: per-architecture time of each proxy on the NB201 all-nor_conv_3x3 cell (C = 16, N = 5,
+# CIFAR-10 shapes, batch 64, 2 threads; build + init + score, median of 3) for nascent and for
+# PyTorch (bench/bench_proxies_torch.py) in the same run, printed as `speedup proxy_NAME X`
+# (X = PyTorch time / ours; target >= 3).
+# --long adds: synflow (+ params, macs) over all 15,625 NB201 cells and its Spearman rho with
+# cifar10_test_200ep (published |rho| = 0.737, target >= 0.73), and the batch-64 proxies on a
+# Fashion-MNIST minibatch (zero-padded to 32x32, channels repeated) over a 1,000-cell sample,
+# each proxy's Spearman rho with cifar10_test_200ep next to params and macs.
+# Results go to bench/out/proxies_* (CSV) and stdout.
+set -u
+cd "$(dirname "$0")/.."
+NAS=${NAS_BIN:-bin/nascent}
+PY=/usr/bin/python3
+OUT=bench/out
+mkdir -p "$OUT"
+ACC=data/nasbench201/nb201_accuracy.csv
+[ -f "$ACC" ] || ACC=/work/shared/data/nasbench201/nb201_accuracy.csv
+ALL_CONV3='|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|'
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+long=0
+[ "${1:-}" = "--long" ] && long=1
+
+json_field() { sed -E "s/.*\"$1\": ([-0-9.eE+]+|null).*/\1/"; }
+
+echo "== proxies: per-architecture time, NB201 all-conv3x3 C=16 N=5, batch 64, 2 threads"
+for p in synflow snip grad_norm nwot jacob_cov grasp fisher; do
+    ours=$("$NAS" proxies --space nb201 --arch "$ALL_CONV3" --proxy "$p" --batch 64 --synthetic \
+           --threads 2 --repeat 3 --json | json_field seconds)
+    torch=$("$PY" bench/bench_proxies_torch.py --repeat 3 --threads 2 "$p" | awk '{print $3}')
+    echo "proxy_$p nascent ${ours}s torch ${torch}s"
+    awk -v t="$torch" -v o="$ours" -v p="$p" 'BEGIN { if (o > 0) printf "speedup proxy_%s %.2f\n", p, t / o }'
+done
+
+corr() { # corr FILE COLUMN -> Spearman rho with cifar10_test_200ep, joined on the arch string
+    "$NAS" correlate --a "$1:$2" --b "$ACC:cifar10_test_200ep" --join arch=arch_str --json |
+        json_field spearman_rho
+}
+
+if [ "$long" = 1 ]; then
+    echo "== synflow over all 15,625 NB201 cells (CIFAR-10 shapes)"
+    start=$SECONDS
+    "$NAS" proxies --space nb201 --all --proxy synflow,params,macs --out "$OUT/proxies_synflow_all.csv" || exit 1
+    echo "synflow_all_seconds $((SECONDS - start))"
+    for c in synflow params macs; do
+        echo "spearman_all $c $(corr "$OUT/proxies_synflow_all.csv" $c) (published synflow |rho| 0.737, target >= 0.73)"
+    done
+    echo "== batch-64 proxies on Fashion-MNIST, 1,000-cell NB201 sample, vs CIFAR-10 test accuracy"
+    "$NAS" proxies --space nb201 --sample 1000 --dataset fashion-mnist --batch 64 --proxy all \
+        --out "$OUT/proxies_fmnist_sample.csv" || exit 1
+    for c in grad_norm snip grasp fisher synflow jacob_cov nwot params macs; do
+        echo "spearman_fmnist_sample $c $(corr "$OUT/proxies_fmnist_sample.csv" $c)"
+    done
+fi
