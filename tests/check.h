@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int check_tests_passed, check_tests_failed, check_failures_now;
 
@@ -34,6 +35,29 @@ static int check_tests_passed, check_tests_failed, check_failures_now;
         }                                                                                          \
         fflush(stdout);                                                                            \
     } while (0)
+
+/* An allocator for nas_ctx_new_with_allocator that counts its calls (tests of "a steady-state
+ * step does not allocate"). user points to a check_alloc_counter. */
+typedef struct check_alloc_counter {
+    long calls;
+} check_alloc_counter;
+
+static inline void *check_counting_alloc(void *user, void *ptr, size_t old_size, size_t new_size) {
+    __atomic_add_fetch(&((check_alloc_counter *)user)->calls, 1, __ATOMIC_SEQ_CST);
+    if (new_size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (new_size + 63) & ~(size_t)63) != 0) {
+        return NULL;
+    }
+    if (ptr != NULL) {
+        memcpy(p, ptr, old_size < new_size ? old_size : new_size);
+        free(ptr);
+    }
+    return p;
+}
 
 static inline int check_report(const char *suite) {
     printf("RESULT %s passed=%d failed=%d\n", suite, check_tests_passed, check_tests_failed);

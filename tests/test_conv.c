@@ -462,31 +462,10 @@ static void test_shape_errors(void) {
     nas_ctx_free(ctx);
 }
 
-typedef struct counting {
-    long calls;
-} counting;
-
-static void *count_alloc(void *user, void *ptr, size_t old_size, size_t new_size) {
-    ((counting *)user)->calls++;
-    if (new_size == 0) {
-        free(ptr);
-        return NULL;
-    }
-    void *p = NULL;
-    if (posix_memalign(&p, 64, (new_size + 63) & ~(size_t)63) != 0) {
-        return NULL;
-    }
-    if (ptr != NULL) {
-        memcpy(p, ptr, old_size < new_size ? old_size : new_size);
-        free(ptr);
-    }
-    return p;
-}
-
 /* Rebuilding and rerunning a two-conv graph hits the primitive cache and allocates nothing. */
 static void test_cache_and_no_alloc(void) {
-    counting cnt = {0};
-    nas_ctx *ctx = nas_ctx_new_with_allocator(count_alloc, &cnt);
+    check_alloc_counter cnt = {0};
+    nas_ctx *ctx = nas_ctx_new_with_allocator(check_counting_alloc, &cnt);
     nas_conv_set_backend(ctx, NAS_CONV_AUTO);
     nas_graph *g = nas_graph_new(ctx);
     const int64_t xs[4] = {4, 16, 10, 10}, ws[4] = {16, 16, 3, 3}, dws[4] = {16, 1, 5, 5};

@@ -7,28 +7,6 @@
 #include <math.h>
 #include <string.h>
 
-typedef struct counting_alloc {
-    long calls;
-} counting_alloc;
-
-static void *count_alloc(void *user, void *ptr, size_t old_size, size_t new_size) {
-    (void)old_size;
-    ((counting_alloc *)user)->calls++;
-    if (new_size == 0) {
-        free(ptr);
-        return NULL;
-    }
-    void *p = NULL;
-    if (posix_memalign(&p, 64, (new_size + 63) & ~(size_t)63) != 0) {
-        return NULL;
-    }
-    if (ptr != NULL) {
-        memcpy(p, ptr, old_size < new_size ? old_size : new_size);
-        free(ptr);
-    }
-    return p;
-}
-
 /* y = mean(relu(x W^T + b)); check dL/dW, dL/db, dL/dx against a double reference. */
 static void test_mlp_grad(void) {
     nas_ctx *ctx = nas_ctx_new();
@@ -107,8 +85,8 @@ static void test_sticky_errors(void) {
 
 /* Rebuilding the same graph and stepping it calls the allocator zero times after warm-up. */
 static void test_steady_state_no_alloc(void) {
-    counting_alloc counter = {0};
-    nas_ctx *ctx = nas_ctx_new_with_allocator(count_alloc, &counter);
+    check_alloc_counter counter = {0};
+    nas_ctx *ctx = nas_ctx_new_with_allocator(check_counting_alloc, &counter);
     nas_params *P = nas_params_new(ctx);
     nas_param_id wid;
     int64_t ws[2] = {16, 32};

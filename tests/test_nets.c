@@ -161,33 +161,11 @@ static void test_init_and_names(void) {
     nas_ctx_free(ctx);
 }
 
-typedef struct counting_alloc {
-    long calls;
-} counting_alloc;
-
-static void *count_alloc(void *user, void *ptr, size_t old_size, size_t new_size) {
-    (void)old_size;
-    ((counting_alloc *)user)->calls++;
-    if (new_size == 0) {
-        free(ptr);
-        return NULL;
-    }
-    void *p = NULL;
-    if (posix_memalign(&p, 64, (new_size + 63) & ~(size_t)63) != 0) {
-        return NULL;
-    }
-    if (ptr != NULL) {
-        memcpy(p, ptr, old_size < new_size ? old_size : new_size);
-        free(ptr);
-    }
-    return p;
-}
-
 /* The NAS use case: a new graph recorded for every step (on the same nas_graph) must not call
  * the allocator once the first steps have sized the arenas. */
 static void test_rebuild_no_alloc(void) {
-    counting_alloc ca = {0};
-    nas_ctx *ctx = nas_ctx_new_with_allocator(count_alloc, &ca);
+    check_alloc_counter ca = {0};
+    nas_ctx *ctx = nas_ctx_new_with_allocator(check_counting_alloc, &ca);
     const nas_model_shape sh = {3, 16, 16, 10};
     nas_model *m = NULL;
     CHECK(nas_net_nb201(ctx, ALLCONV, 4, 2, sh, &m) == NAS_OK, "%s", nas_errmsg(ctx));

@@ -491,29 +491,10 @@ static void test_shape_forward(void) {
 
 /* ---- a steady-state step of these ops never calls the allocator */
 
-static long alloc_calls;
-
-static void *count_alloc(void *user, void *ptr, size_t old_size, size_t new_size) {
-    (void)user;
-    (void)old_size;
-    alloc_calls++;
-    if (new_size == 0) {
-        free(ptr);
-        return NULL;
-    }
-    void *p = NULL;
-    if (posix_memalign(&p, 64, (new_size + 63) & ~(size_t)63) != 0) {
-        return NULL;
-    }
-    if (ptr != NULL) {
-        memcpy(p, ptr, old_size < new_size ? old_size : new_size);
-        free(ptr);
-    }
-    return p;
-}
+static check_alloc_counter alloc_counter;
 
 static void test_steady_state_no_alloc(void) {
-    nas_ctx *ctx = nas_ctx_new_with_allocator(count_alloc, NULL);
+    nas_ctx *ctx = nas_ctx_new_with_allocator(check_counting_alloc, &alloc_counter);
     nas_graph *g = nas_graph_new(ctx);
     nas_graph_set_training(g, 1);
     enum { N = 4, C = 6, H = 9 };
@@ -529,7 +510,7 @@ static void test_steady_state_no_alloc(void) {
     long warm = 0;
     for (int step = 0; step < 5; step++) {
         if (step == 2) {
-            warm = alloc_calls;
+            warm = alloc_counter.calls;
         }
         nas_graph_reset(g);
         const int64_t xs[4] = {N, C, H, H}, cs[1] = {C}, ws[1] = {3};
@@ -551,7 +532,7 @@ static void test_steady_state_no_alloc(void) {
         CHECK(nas_graph_forward(g) == NAS_OK, "forward: %s", nas_errmsg(ctx));
         CHECK(nas_graph_backward(g, loss) == NAS_OK, "backward: %s", nas_errmsg(ctx));
     }
-    CHECK(alloc_calls == warm, "steady state allocated %ld times", alloc_calls - warm);
+    CHECK(alloc_counter.calls == warm, "steady state allocated %ld times", alloc_counter.calls - warm);
     nas_graph_free(g);
     nas_ctx_free(ctx);
 }

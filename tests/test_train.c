@@ -357,39 +357,21 @@ static void test_shape_errors(void) {
 }
 
 typedef struct counter {
-    long calls;
+    check_alloc_counter alloc; /* first member: the allocator's user pointer */
     long at_step[64];
 } counter;
-
-static void *count_alloc(void *user, void *ptr, size_t old_size, size_t new_size) {
-    (void)old_size;
-    __atomic_add_fetch(&((counter *)user)->calls, 1, __ATOMIC_SEQ_CST);
-    if (new_size == 0) {
-        free(ptr);
-        return NULL;
-    }
-    void *p = NULL;
-    if (posix_memalign(&p, 64, (new_size + 63) & ~(size_t)63) != 0) {
-        return NULL;
-    }
-    if (ptr != NULL) {
-        memcpy(p, ptr, old_size < new_size ? old_size : new_size);
-        free(ptr);
-    }
-    return p;
-}
 
 static int record_calls(void *user, const nas_train_progress *p) {
     counter *c = user;
     if (p->event == NAS_TRAIN_STEP && p->step < 64) {
-        c->at_step[p->step] = c->calls;
+        c->at_step[p->step] = c->alloc.calls;
     }
     return 0;
 }
 
 static void test_no_alloc_steady_state(void) {
     counter cnt = {0};
-    nas_ctx *ctx = nas_ctx_new_with_allocator(count_alloc, &cnt);
+    nas_ctx *ctx = nas_ctx_new_with_allocator(check_counting_alloc, &cnt.alloc);
     nas_dataset *tr = NULL;
     CHECK(nas_dataset_open(ctx, "cifar10", cifar_dir, 0, &tr) == NAS_OK, "%s", nas_errmsg(ctx));
     nas_model *m = nb201_small(ctx, 10);

@@ -13,9 +13,8 @@ typedef struct cli_command {
 } cli_command;
 
 int cmd_help(int argc, char **argv);
-/* One file per command, src/cli/cmd_<name>.c. TODO(#3): weak while the commands are written;
- * a command whose file is absent is left out of the table. */
-#define CLI_COMMAND(name) int cmd_##name(int argc, char **argv) __attribute__((weak));
+/* One file per command, src/cli/cmd_<name>.c. */
+#define CLI_COMMAND(name) int cmd_##name(int argc, char **argv);
 CLI_COMMAND(train)
 CLI_COMMAND(eval)
 CLI_COMMAND(info)

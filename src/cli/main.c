@@ -23,9 +23,6 @@ static void print_usage(FILE *out) {
     fprintf(out, "usage: nascent COMMAND [OPTIONS]    (nascent COMMAND --help for its options)\n\n");
     fprintf(out, "commands:\n");
     for (int i = 0; i < n_commands; i++) {
-        if (commands[i].run == NULL) {
-            continue;
-        }
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     }
 }
@@ -51,7 +48,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (int i = 0; i < n_commands; i++) {
-        if (commands[i].run != NULL && strcmp(argv[1], commands[i].name) == 0) {
+        if (strcmp(argv[1], commands[i].name) == 0) {
             return commands[i].run(argc - 1, argv + 1);
         }
     }

@@ -37,10 +37,6 @@ static const double stencil_w[4] = {-1.0, 8.0, -8.0, 1.0};
 /* Turn every ReLU node of g into mul(x, mask) with mask = [x > 0] now; returns the number of
  * mask leaves appended (-1 on allocation failure). */
 static int64_t freeze_relus(nas_proxies *pr, nas_graph *g) {
-    /* The rewritten nodes run the mul op's kernels: a strong reference to its family so a static
-     * link pulls them in while the op table is made of weak references (registry.c, TODO #3). */
-    nas_tensor *(*volatile mul_builder)(nas_graph *, nas_tensor *, nas_tensor *) = nas_mul;
-    (void)mul_builder;
     const int64_t n0 = g->n_nodes;
     int64_t total = 0;
     for (int64_t i = 0; i < n0; i++) {
