@@ -20,7 +20,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-PEERS = os.environ.get("NAS_PEERS", "/work/shared/peers")
+# The peer definitions live in ../shared/peers beside the checkout (CI clones with shared/ beside).
+PEERS = os.environ.get("NAS_PEERS", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "..", "..", "shared", "peers"))
 sys.path.insert(0, PEERS)
 import nb201_defs as nb  # noqa: E402
 
