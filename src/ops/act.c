@@ -20,223 +20,75 @@ static inline float clampf(float v, float lo, float hi) {
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
-/* ---- relu6: y = min(max(x, 0), 6); dy/dx = [0 < x < 6] */
+/* One element-wise activation: its builder, forward y = FWD with v = x[i], and backward
+ * dx += dy * DERIV where DERIV may use v (the input) and o (the output). FWD_LOOP / BWD_LOOP pick
+ * each loop's parallel form: the piecewise-linear ones vectorise; libm calls (expf, tanhf) do not,
+ * so those loops go parallel at 1/8 the size. */
+#define DEFINE_ACTIVATION(lower, UPPER, FWD, DERIV, FWD_LOOP, BWD_LOOP)                            \
+    nas_tensor *nas_##lower(nas_graph *g, nas_tensor *x) {                                         \
+        return unary(g, x, NAS_OP_##UPPER);                                                        \
+    }                                                                                              \
+    static nas_status lower##_forward(nas_graph *g, nas_node *n) {                                 \
+        (void)g;                                                                                   \
+        const float *x = n->src[0]->data;                                                          \
+        float *y = n->data;                                                                        \
+        const int64_t len = n->numel;                                                              \
+        FWD_LOOP                                                                                   \
+        for (int64_t i = 0; i < len; i++) {                                                        \
+            const float v = x[i];                                                                  \
+            y[i] = (FWD);                                                                          \
+        }                                                                                          \
+        return NAS_OK;                                                                             \
+    }                                                                                              \
+    static void lower##_backward(nas_graph *g, nas_node *n) {                                      \
+        (void)g;                                                                                   \
+        float *dx = n->src[0]->grad;                                                               \
+        if (dx == NULL) {                                                                          \
+            return;                                                                                \
+        }                                                                                          \
+        const float *x = n->src[0]->data, *y = n->data, *dy = n->grad;                             \
+        const int64_t len = n->numel;                                                              \
+        BWD_LOOP                                                                                   \
+        for (int64_t i = 0; i < len; i++) {                                                        \
+            const float v = x[i], o = y[i];                                                        \
+            (void)v;                                                                               \
+            (void)o;                                                                               \
+            dx[i] += dy[i] * (DERIV);                                                              \
+        }                                                                                          \
+    }                                                                                              \
+    const nas_op_desc nas_op_##lower = {                                                           \
+        .name = #lower, .forward = lower##_forward, .backward = lower##_backward};
 
-nas_tensor *nas_relu6(nas_graph *g, nas_tensor *x) {
-    return unary(g, x, NAS_OP_RELU6);
-}
-
-static nas_status relu6_forward(nas_graph *g, nas_node *n) {
-    (void)g;
-    const float *x = n->src[0]->data;
-    float *y = n->data;
-    const int64_t len = n->numel;
-    NAS_OMP_FOR_SIMD_IF(len >= NAS_PAR_MIN)
-    for (int64_t i = 0; i < len; i++) {
-        y[i] = clampf(x[i], 0.0f, 6.0f);
-    }
-    return NAS_OK;
-}
-
-static void relu6_backward(nas_graph *g, nas_node *n) {
-    (void)g;
-    float *dx = n->src[0]->grad;
-    if (dx == NULL) {
-        return;
-    }
-    const float *x = n->src[0]->data, *dy = n->grad;
-    const int64_t len = n->numel;
-    NAS_OMP_FOR_SIMD_IF(len >= NAS_PAR_MIN)
-    for (int64_t i = 0; i < len; i++) {
-        dx[i] += (x[i] > 0.0f && x[i] < 6.0f) ? dy[i] : 0.0f;
-    }
-}
-
-const nas_op_desc nas_op_relu6 = {
-    .name = "relu6", .forward = relu6_forward, .backward = relu6_backward};
-
-/* ---- hsigmoid (MobileNetV3): y = relu6(x + 3) / 6; dy/dx = [-3 < x < 3] / 6 */
-
-nas_tensor *nas_hsigmoid(nas_graph *g, nas_tensor *x) {
-    return unary(g, x, NAS_OP_HSIGMOID);
-}
-
-static nas_status hsigmoid_forward(nas_graph *g, nas_node *n) {
-    (void)g;
-    const float *x = n->src[0]->data;
-    float *y = n->data;
-    const int64_t len = n->numel;
-    NAS_OMP_FOR_SIMD_IF(len >= NAS_PAR_MIN)
-    for (int64_t i = 0; i < len; i++) {
-        y[i] = clampf(x[i] + 3.0f, 0.0f, 6.0f) / 6.0f;
-    }
-    return NAS_OK;
-}
-
-static void hsigmoid_backward(nas_graph *g, nas_node *n) {
-    (void)g;
-    float *dx = n->src[0]->grad;
-    if (dx == NULL) {
-        return;
-    }
-    const float *x = n->src[0]->data, *dy = n->grad;
-    const int64_t len = n->numel;
-    NAS_OMP_FOR_SIMD_IF(len >= NAS_PAR_MIN)
-    for (int64_t i = 0; i < len; i++) {
-        dx[i] += (x[i] > -3.0f && x[i] < 3.0f) ? dy[i] / 6.0f : 0.0f;
-    }
-}
-
-const nas_op_desc nas_op_hsigmoid = {
-    .name = "hsigmoid", .forward = hsigmoid_forward, .backward = hsigmoid_backward};
-
-/* ---- hswish (MobileNetV3): y = x relu6(x + 3) / 6;
- * dy/dx = 0 for x <= -3, 1 for x >= 3, (2x + 3) / 6 between (PyTorch's convention at the kinks). */
-
-nas_tensor *nas_hswish(nas_graph *g, nas_tensor *x) {
-    return unary(g, x, NAS_OP_HSWISH);
-}
-
-static nas_status hswish_forward(nas_graph *g, nas_node *n) {
-    (void)g;
-    const float *x = n->src[0]->data;
-    float *y = n->data;
-    const int64_t len = n->numel;
-    NAS_OMP_FOR_SIMD_IF(len >= NAS_PAR_MIN)
-    for (int64_t i = 0; i < len; i++) {
-        y[i] = x[i] * clampf(x[i] + 3.0f, 0.0f, 6.0f) / 6.0f;
-    }
-    return NAS_OK;
-}
-
-static void hswish_backward(nas_graph *g, nas_node *n) {
-    (void)g;
-    float *dx = n->src[0]->grad;
-    if (dx == NULL) {
-        return;
-    }
-    const float *x = n->src[0]->data, *dy = n->grad;
-    const int64_t len = n->numel;
-    NAS_OMP_FOR_SIMD_IF(len >= NAS_PAR_MIN)
-    for (int64_t i = 0; i < len; i++) {
-        const float v = x[i];
-        const float d = v < -3.0f ? 0.0f : (v > 3.0f ? 1.0f : (2.0f * v + 3.0f) / 6.0f);
-        dx[i] += d * dy[i];
-    }
-}
-
-const nas_op_desc nas_op_hswish = {
-    .name = "hswish", .forward = hswish_forward, .backward = hswish_backward};
-
-/* ---- sigmoid: y = 1 / (1 + e^-x); dy/dx = y (1 - y), from the saved output */
-
-nas_tensor *nas_sigmoid(nas_graph *g, nas_tensor *x) {
-    return unary(g, x, NAS_OP_SIGMOID);
-}
+#define LINEAR_LOOP NAS_OMP_FOR_SIMD_IF(len >= NAS_PAR_MIN)
+#define LIBM_LOOP   NAS_OMP_FOR_IF(len >= NAS_PAR_MIN / 8)
 
 static inline float sigmoidf(float v) {
     return 1.0f / (1.0f + expf(-v));
 }
 
-static nas_status sigmoid_forward(nas_graph *g, nas_node *n) {
-    (void)g;
-    const float *x = n->src[0]->data;
-    float *y = n->data;
-    const int64_t len = n->numel;
-    NAS_OMP_FOR_IF(len >= NAS_PAR_MIN / 8)
-    for (int64_t i = 0; i < len; i++) {
-        y[i] = sigmoidf(x[i]);
-    }
-    return NAS_OK;
-}
+/* relu6: y = min(max(x, 0), 6); dy/dx = [0 < x < 6] */
+DEFINE_ACTIVATION(relu6, RELU6, clampf(v, 0.0f, 6.0f), (v > 0.0f && v < 6.0f) ? 1.0f : 0.0f,
+                  LINEAR_LOOP, LINEAR_LOOP)
 
-static void sigmoid_backward(nas_graph *g, nas_node *n) {
-    (void)g;
-    float *dx = n->src[0]->grad;
-    if (dx == NULL) {
-        return;
-    }
-    const float *y = n->data, *dy = n->grad;
-    const int64_t len = n->numel;
-    NAS_OMP_FOR_SIMD_IF(len >= NAS_PAR_MIN)
-    for (int64_t i = 0; i < len; i++) {
-        dx[i] += dy[i] * y[i] * (1.0f - y[i]);
-    }
-}
+/* hsigmoid (MobileNetV3): y = relu6(x + 3) / 6; dy/dx = [-3 < x < 3] / 6 */
+DEFINE_ACTIVATION(hsigmoid, HSIGMOID, clampf(v + 3.0f, 0.0f, 6.0f) / 6.0f,
+                  (v > -3.0f && v < 3.0f) ? 1.0f / 6.0f : 0.0f, LINEAR_LOOP, LINEAR_LOOP)
 
-const nas_op_desc nas_op_sigmoid = {
-    .name = "sigmoid", .forward = sigmoid_forward, .backward = sigmoid_backward};
+/* hswish (MobileNetV3): y = x relu6(x + 3) / 6; dy/dx = 0 for x <= -3, 1 for x >= 3,
+ * (2x + 3) / 6 between (PyTorch's convention at the kinks). */
+DEFINE_ACTIVATION(hswish, HSWISH, v * clampf(v + 3.0f, 0.0f, 6.0f) / 6.0f,
+                  v < -3.0f ? 0.0f : (v > 3.0f ? 1.0f : (2.0f * v + 3.0f) / 6.0f), LINEAR_LOOP,
+                  LINEAR_LOOP)
 
-/* ---- swish / SiLU: y = x s(x), s = sigmoid; dy/dx = s (1 + x (1 - s)) */
+/* sigmoid: y = 1 / (1 + e^-x); dy/dx = y (1 - y), from the saved output */
+DEFINE_ACTIVATION(sigmoid, SIGMOID, sigmoidf(v), o * (1.0f - o), LIBM_LOOP, LINEAR_LOOP)
 
-nas_tensor *nas_swish(nas_graph *g, nas_tensor *x) {
-    return unary(g, x, NAS_OP_SWISH);
-}
+/* swish / SiLU: y = x s(x), s = sigmoid; dy/dx = s (1 + x (1 - s)) */
+DEFINE_ACTIVATION(swish, SWISH, v * sigmoidf(v),
+                  sigmoidf(v) * (1.0f + v * (1.0f - sigmoidf(v))), LIBM_LOOP, LIBM_LOOP)
 
-static nas_status swish_forward(nas_graph *g, nas_node *n) {
-    (void)g;
-    const float *x = n->src[0]->data;
-    float *y = n->data;
-    const int64_t len = n->numel;
-    NAS_OMP_FOR_IF(len >= NAS_PAR_MIN / 8)
-    for (int64_t i = 0; i < len; i++) {
-        y[i] = x[i] * sigmoidf(x[i]);
-    }
-    return NAS_OK;
-}
-
-static void swish_backward(nas_graph *g, nas_node *n) {
-    (void)g;
-    float *dx = n->src[0]->grad;
-    if (dx == NULL) {
-        return;
-    }
-    const float *x = n->src[0]->data, *dy = n->grad;
-    const int64_t len = n->numel;
-    NAS_OMP_FOR_IF(len >= NAS_PAR_MIN / 8)
-    for (int64_t i = 0; i < len; i++) {
-        const float s = sigmoidf(x[i]);
-        dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
-    }
-}
-
-const nas_op_desc nas_op_swish = {
-    .name = "swish", .forward = swish_forward, .backward = swish_backward};
-
-/* ---- tanh: dy/dx = 1 - y^2, from the saved output */
-
-nas_tensor *nas_tanh(nas_graph *g, nas_tensor *x) {
-    return unary(g, x, NAS_OP_TANH);
-}
-
-static nas_status tanh_forward(nas_graph *g, nas_node *n) {
-    (void)g;
-    const float *x = n->src[0]->data;
-    float *y = n->data;
-    const int64_t len = n->numel;
-    NAS_OMP_FOR_IF(len >= NAS_PAR_MIN / 8)
-    for (int64_t i = 0; i < len; i++) {
-        y[i] = tanhf(x[i]);
-    }
-    return NAS_OK;
-}
-
-static void tanh_backward(nas_graph *g, nas_node *n) {
-    (void)g;
-    float *dx = n->src[0]->grad;
-    if (dx == NULL) {
-        return;
-    }
-    const float *y = n->data, *dy = n->grad;
-    const int64_t len = n->numel;
-    NAS_OMP_FOR_SIMD_IF(len >= NAS_PAR_MIN)
-    for (int64_t i = 0; i < len; i++) {
-        dx[i] += dy[i] * (1.0f - y[i] * y[i]);
-    }
-}
-
-const nas_op_desc nas_op_tanh = {
-    .name = "tanh", .forward = tanh_forward, .backward = tanh_backward};
+/* tanh: dy/dx = 1 - y^2, from the saved output */
+DEFINE_ACTIVATION(tanh, TANH, tanhf(v), 1.0f - o * o, LIBM_LOOP, LINEAR_LOOP)
 
 /* ---- dropout (inverted): training y = x m / (1 - p), m ~ Bernoulli(1 - p); eval y = x.
  * The mask comes from Philox keyed by the graph's seed, with the stream made of the forward
