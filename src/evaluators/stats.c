@@ -236,30 +236,28 @@ static nas_status finite_cols_make(nas_ctx *ctx, const double *a, const double *
     return st;
 }
 
-nas_status nas_stats_spearman(nas_ctx *ctx, const double *a, const double *b, int64_t n,
-                              double *rho) {
-    NAS_CHECK_ARG(ctx, n >= 0 && rho != NULL && (n == 0 || (a != NULL && b != NULL)));
+/* Pearson r of the finite pairs, on their average ranks (Spearman) or their values. */
+static nas_status correlation(nas_ctx *ctx, const double *a, const double *b, int64_t n,
+                              int ranked, double *out) {
+    NAS_CHECK_ARG(ctx, n >= 0 && out != NULL && (n == 0 || (a != NULL && b != NULL)));
     finite_cols c;
     const nas_status st = finite_cols_make(ctx, a, b, n, &c);
     if (st != NAS_OK) {
         return st;
     }
-    *rho = pearson_raw(c.rx, c.ry, c.m);
+    *out = ranked ? pearson_raw(c.rx, c.ry, c.m) : pearson_raw(c.x, c.y, c.m);
     nas_free(ctx, c.x, c.bytes);
     return NAS_OK;
 }
 
+nas_status nas_stats_spearman(nas_ctx *ctx, const double *a, const double *b, int64_t n,
+                              double *rho) {
+    return correlation(ctx, a, b, n, 1, rho);
+}
+
 nas_status nas_stats_pearson(nas_ctx *ctx, const double *a, const double *b, int64_t n,
                              double *r) {
-    NAS_CHECK_ARG(ctx, n >= 0 && r != NULL && (n == 0 || (a != NULL && b != NULL)));
-    finite_cols c;
-    const nas_status st = finite_cols_make(ctx, a, b, n, &c);
-    if (st != NAS_OK) {
-        return st;
-    }
-    *r = pearson_raw(c.x, c.y, c.m);
-    nas_free(ctx, c.x, c.bytes);
-    return NAS_OK;
+    return correlation(ctx, a, b, n, 0, r);
 }
 
 /* The K% figures on m finite pairs: k = max(1, round(frac * m)) items. */
