@@ -233,6 +233,11 @@ typedef struct nas_conv_args {
 
 NAS_API nas_tensor *nas_conv2d(nas_graph *g, nas_tensor *x, nas_tensor *w, nas_tensor *bias,
                                const nas_conv_args *args);
+/* conv2d (stride 1, one group, no dilation, kernels up to 7x7, 0 <= pad < kernel) + bias + ReLU
+ * + 2x2 stride-2 max pool as one op: y [N, O, OH / 2, OW / 2] with the values and gradients of
+ * max_pool(relu(conv2d(x, w, bias)), 2, 2, 0), without storing the full-size activations. */
+NAS_API nas_tensor *nas_conv2d_relu_maxpool(nas_graph *g, nas_tensor *x, nas_tensor *w,
+                                            nas_tensor *bias, int pad_h, int pad_w);
 NAS_API nas_tensor *nas_linear(nas_graph *g, nas_tensor *x, nas_tensor *w, nas_tensor *bias);
 
 /* Batch norm over N, H, W per channel of x [N, C, H, W] (or [N, C]). gamma/beta may be NULL
@@ -328,7 +333,7 @@ NAS_API nas_status nas_graph_forward_timed(nas_graph *g, double *node_seconds);
 /* A text key of node i (op, source shapes, integer arguments): nodes with equal keys do the same
  * work. Writes at most size bytes (NUL-terminated); returns the key's length. */
 NAS_API size_t nas_graph_node_signature(const nas_graph *g, int64_t i, char *buf, size_t size);
-/* Multiply-accumulates of conv and linear ops for the recorded graph (per batch given). */
+/* Multiply-accumulates of conv, linear and matmul ops for the recorded graph (per batch given). */
 NAS_API int64_t nas_graph_macs(const nas_graph *g);
 /* Peak bytes of activations of an inference pass with liveness-based reuse (planned, not run). */
 NAS_API size_t nas_graph_activation_peak(nas_graph *g);
@@ -347,6 +352,9 @@ typedef struct nas_model_vt {
      * Returns the logits [N, classes] (NULL on error, recorded in the graph). */
     nas_tensor *(*forward)(void *impl, nas_graph *g, nas_params *p, nas_tensor *x);
     void (*free)(nas_ctx *ctx, void *impl); /* frees impl */
+    /* Optional (NULL: none): the auxiliary logits [N, classes] that the latest forward recorded
+     * into g, NULL when it recorded none (see nas_model_aux_logits). */
+    nas_tensor *(*aux_logits)(void *impl, const nas_graph *g);
 } nas_model_vt;
 
 typedef struct nas_model_shape {
@@ -367,6 +375,14 @@ NAS_API void *nas_model_impl(const nas_model *m);
 NAS_API int64_t nas_model_n_params(const nas_model *m);
 /* Multiply-accumulates and planned inference activation peak for one example. */
 NAS_API nas_status nas_model_count(nas_model *m, int64_t *macs, size_t *activation_bytes_peak);
+/* Auxiliary logits [N, classes] of a model with an auxiliary head (the DARTS evaluation
+ * network built with nas_build_opts.aux_head): the tensor that the latest nas_model_forward of m
+ * recorded into g. The head is recorded only into graphs in training mode (as the DARTS code),
+ * so this is NULL in evaluation mode, for models without such a head, and when the latest
+ * forward of m went into another graph. Training adds NAS_AUX_LOSS_WEIGHT times its
+ * cross-entropy to the loss (DARTS's --auxiliary_weight default). */
+NAS_API nas_tensor *nas_model_aux_logits(const nas_model *m, const nas_graph *g);
+#define NAS_AUX_LOSS_WEIGHT 0.4f
 
 /* Optimisers over the parameters of a nas_params whose flags match (flags & mask) == value
  * (e.g. mask NAS_PARAM_BUFFER | NAS_PARAM_ARCH, value 0: the network weights). Update rules are
@@ -507,7 +523,8 @@ typedef struct nas_build_opts {
     nas_model_shape shape;  /* input and classes; zeros mean the space's default (CIFAR-10) */
     double channels_mult;   /* 0 means 1 */
     int cells;              /* cells per stage / layers override; 0 means the space's default */
-    int aux_head;           /* DARTS evaluation network auxiliary head */
+    int aux_head;           /* DARTS evaluation network auxiliary head (its logits:
+                               nas_model_aux_logits; params counted, MACs not) */
     int search_net;         /* DARTS: the 8-cell C=16 search network instead of 20/36 */
     int no_init;            /* leave the weights zero (counting, export of shapes); nb201's
                                nas_net_nb201 initialises regardless */
@@ -548,7 +565,8 @@ NAS_API uint64_t nas_space_hash(const nas_space *s, const nas_arch *a);
  * nas_net_nb201; the other spaces through src/spaces/netlist.c. */
 NAS_API nas_status nas_space_build(nas_ctx *ctx, const nas_space *s, const nas_arch *a,
                                    const nas_build_opts *opts, nas_model **out);
-/* Trainable parameters and multiply-accumulates (conv and linear, one example) of the network
+/* Trainable parameters and multiply-accumulates (conv, linear and attention products, one
+ * example, inference: an auxiliary head's parameters count, its MACs do not) of the network
  * nas_space_build would make, from its construction alone: no weights are allocated, so this
  * is cheap enough to count every architecture of a space (params and macs may be NULL). For
  * the activation peak, build and use nas_model_count. */
@@ -588,8 +606,10 @@ NAS_API nas_status nas_latency_measure(nas_ctx *ctx, nas_model *m, int batch, in
  * The LUT estimate of an architecture is the sum of its layers' entries. */
 typedef struct nas_lut nas_lut;
 
-/* Measure layers of up to max_archs architectures sampled from `space` (seeded), stopping early
- * once `patience` consecutive architectures bring no new layer. */
+/* Sample architectures of `space` (seeded) and time the layers of those that bring a layer the
+ * LUT lacks (the others are only recorded, not run), up to max_archs timed architectures;
+ * stops early once `patience` consecutive samples bring no new layer (at most
+ * max_archs * max(patience, 10) samples in all). */
 NAS_API nas_status nas_lut_build(nas_ctx *ctx, const nas_space *space, const nas_build_opts *opts,
                                  int batch, int max_archs, int patience, int repeats,
                                  uint64_t seed, nas_lut **out);
@@ -638,7 +658,7 @@ typedef struct nas_latency_error {
 
 /* LUT estimate vs latency measured here (median of `repeats`) on n_archs sampled architectures.
  * Architectures with a layer the LUT lacks are skipped (counted in n_uncovered; at most
- * 10 * n_archs draws, then NAS_ERR_STATE naming the layer). */
+ * 100 * n_archs draws, then NAS_ERR_STATE naming the layer). */
 NAS_API nas_status nas_lut_evaluate(nas_lut *lut, nas_ctx *ctx, const nas_space *space,
                                     const nas_build_opts *opts, int n_archs, int repeats,
                                     uint64_t seed, nas_latency_error *out);
@@ -648,6 +668,15 @@ NAS_API nas_status nas_latpred_evaluate_table(nas_ctx *ctx, const nas_space *spa
                                               const nas_device_table *t, nas_latpred_kind kind,
                                               int64_t n_train, uint64_t seed,
                                               nas_latpred **fitted, nas_latency_error *out);
+
+/* Fit a predictor on the latency measured here (batch 1, median of `repeats`, weights
+ * initialised) of n_train distinct sampled architectures of `space` built with opts, and score
+ * it on n_test further distinct ones. *fitted (if not NULL) receives the predictor. */
+NAS_API nas_status nas_latpred_evaluate_measured(nas_ctx *ctx, const nas_space *space,
+                                                 const nas_build_opts *opts,
+                                                 nas_latpred_kind kind, int64_t n_train,
+                                                 int64_t n_test, int repeats, uint64_t seed,
+                                                 nas_latpred **fitted, nas_latency_error *out);
 
 /* Costs of an architecture and budgets on them (src/hardware/cost.c). A cost model computes
  * params (trainable), MACs and activation peak memory (bytes, batch 1) of the network
@@ -908,6 +937,7 @@ typedef struct nas_model_desc {
     const char *arch;     /* canonical text */
     double channels_mult; /* 0 means 1 */
     int cells;            /* 0 means the space's default */
+    int aux_head;         /* DARTS evaluation network: train with its auxiliary head */
 } nas_model_desc;
 
 /* Build the model of `desc` for inputs and classes `shape` (parameters initialised from seed 0;
@@ -1047,9 +1077,11 @@ NAS_API nas_status nas_strategy_tell(nas_strategy *s, const nas_arch *a, double 
 /* ============================================================ evaluators */
 /* An evaluator scores an architecture. Specs: "table:DATASET[:EPOCHS]" (NAS-Bench-201 lookups:
  * cifar10, cifar100, imagenet16; epochs 200 or 12; see data/nasbench201/README.md for the
- * columns) and "train:DATASET[:test]" (real training with nas_train_model at the fidelity of
+ * columns), "train:DATASET[:test]" (real training with nas_train_model at the fidelity of
  * nas_eval_opts on fashion-mnist, mnist, cifar10 or cifar100; ":test" also measures the test
- * set). The reward is a validation accuracy; the test accuracy is recorded but strategies never
+ * set) and "proxy:NAME[:DATASET]" (a zero-cost proxy's score of the network initialised with
+ * the seed; data proxies read a seeded noise minibatch of batch_size (64) or DATASET's first
+ * shuffled batch; src/evaluators/proxy_eval.c). The reward is a validation accuracy; the test accuracy is recorded but strategies never
  * see it. */
 typedef struct nas_evaluator nas_evaluator;
 
@@ -1077,6 +1109,9 @@ NAS_API nas_status nas_evaluator_open(nas_ctx *ctx, const char *spec, const nas_
                                       const nas_eval_opts *opts, nas_evaluator **out);
 NAS_API void nas_evaluator_free(nas_evaluator *e);
 NAS_API const char *nas_evaluator_spec(const nas_evaluator *e);
+/* The build options (input shape, channel multiplier, cells) of the networks the evaluator
+ * builds, e.g. to count their costs; NAS_ERR_UNSUPPORTED for the table (it builds none). */
+NAS_API nas_status nas_evaluator_build_opts(const nas_evaluator *e, nas_build_opts *out);
 /* Evaluate one architecture. A failure (e.g. training diverged) returns its status with the
  * message in nas_errmsg(ctx); the search records it as a failed trial. Table lookups are
  * thread-safe (one evaluator may be shared by threads, each with its own ctx via _eval_ctx). */
@@ -1127,6 +1162,8 @@ typedef struct nas_trial {
     double reward, test, params, macs;
     double eval_s;        /* seconds the evaluation took */
     double finished_at;   /* Unix time */
+    double memory;        /* bytes of batch-1 activation peak (nas_cost); NAN if not computed */
+    double latency_ms;    /* from the search's latency source (nas_cost); NAN if none */
     char error[256];      /* why it failed */
 } nas_trial;
 
@@ -1161,8 +1198,54 @@ typedef struct nas_search_opts {
 NAS_API nas_status nas_search_run(nas_ctx *ctx, const nas_space *space, nas_strategy *strategy,
                                   nas_evaluator *eval, nas_store *store, int64_t study,
                                   const nas_search_opts *opts, nas_trial **trials, int64_t *n);
+/* As nas_search_run, and each newly evaluated complete trial also gets the costs selected by
+ * `what` (nas_cost_what bits) from cost model cm (may be NULL: none): memory and latency_ms, and
+ * params and MACs where the evaluator gave none. A cost that cannot be computed stays NAN (the
+ * trial is kept). The costs are stored with the trial. */
+NAS_API nas_status nas_search_run_costs(nas_ctx *ctx, const nas_space *space,
+                                        nas_strategy *strategy, nas_evaluator *eval,
+                                        nas_store *store, int64_t study,
+                                        const nas_search_opts *opts, nas_cost_model *cm,
+                                        unsigned what, nas_trial **trials, int64_t *n);
 /* Index of the best complete trial (highest reward; first on ties), -1 if none. */
 NAS_API int64_t nas_trials_best(const nas_trial *trials, int64_t n);
+
+/* Estimator diagnostics of a search (src/store/diagnostics.c): how well the search's reward
+ * ranks its distinct architectures (repeats excluded) against a ground truth. The ground truth:
+ * for a space the NAS-Bench-201 table maps (nb201), the table's 200-epoch test accuracy on the
+ * evaluator's dataset (cifar10, cifar100, imagenet16; cifar10 for proxies and other datasets,
+ * with a note that it is another dataset); for the table evaluator itself this compares the
+ * table's validation column (the reward) with its test column. Elsewhere, the test accuracy the
+ * evaluator recorded (train:DATASET:test). have = 0 when none is known (note says why). */
+#define NAS_DIAG_N_K 4 /* K = 5%, 10%, 20%, 50% */
+
+typedef struct nas_diagnostics {
+    int have;
+    char estimator[160]; /* what the reward is, e.g. "proxy:synflow" */
+    char truth[160];     /* e.g. "NB201 cifar10 test accuracy (200 epochs)" */
+    char note[256];
+    nas_stats_report stats; /* est = reward, truth = ground truth, over distinct architectures */
+} nas_diagnostics;
+
+/* truth (n entries, may be NULL) receives each trial's ground truth (NAN where unknown).
+ * eval_opts (may be NULL) are the search's evaluator options (the table file of a table
+ * evaluator). Only allocation failures are errors; a missing table means have = 0. */
+NAS_API nas_status nas_search_diagnostics(nas_ctx *ctx, const nas_space *space,
+                                          const char *evaluator_spec,
+                                          const nas_eval_opts *eval_opts,
+                                          const nas_trial *trials, int64_t n, double *truth,
+                                          nas_diagnostics *out);
+/* The same figures against a ground truth the caller has (truth: n values, NAN where unknown),
+ * e.g. final training of the top architectures; labels are copied into out. */
+NAS_API nas_status nas_diagnostics_from(nas_ctx *ctx, const char *estimator,
+                                        const char *truth_label, const char *note,
+                                        const nas_trial *trials, int64_t n, const double *truth,
+                                        nas_diagnostics *out);
+/* The diagnostics as one compact JSON object (estimator, truth, note, n, kendall_tau,
+ * spearman_rho, pearson_r, at_k: [...]), the form report.html's best.json and `nascent search
+ * --json` carry. Writes at most size bytes, NUL-terminated when size > 0; returns the length the
+ * whole text needs (as snprintf), 0 when it cannot be formed. */
+NAS_API size_t nas_diagnostics_json(const nas_diagnostics *d, char *buf, size_t size);
 
 /* Many seeded searches of one strategy, no store (nascent benchmark): seeds first_seed ..
  * first_seed + seeds - 1, each `queries` trials; at each checkpoint (ascending query counts) the
@@ -1187,6 +1270,25 @@ NAS_API nas_status nas_benchmark_run(nas_ctx *ctx, const nas_space *space, const
 NAS_API nas_status nas_report_write(nas_ctx *ctx, const nas_space *space,
                                     const nas_study_info *info, const nas_trial *trials,
                                     int64_t n, const char *dir);
+/* nas_report_write is this with opts NULL. The report also gets the estimator diagnostics (nas_search_diagnostics:
+ * a table, a scatter plot of reward against ground truth, and "diagnostics" in best.json), the
+ * Pareto front of reward against latency (trials' latency_ms, labelled with latency_source) or
+ * MACs with the non-dominated trials highlighted ("pareto_front" in best.json), and
+ * DIR/trials.csv (every trial with its costs and ground truth). opts may be NULL. */
+typedef struct nas_report_opts {
+    const nas_eval_opts *eval_opts; /* the search's evaluator options, or NULL */
+    const char *latency_source;     /* what trials' latency_ms come from, or NULL */
+    /* A ground truth from the caller (e.g. final training of the top architectures): n values,
+     * NAN where unknown, named by truth_label (note: how it was made). NULL: the automatic one
+     * of nas_search_diagnostics. */
+    const double *truth;
+    const char *truth_label, *truth_note;
+} nas_report_opts;
+
+NAS_API nas_status nas_report_write_opts(nas_ctx *ctx, const nas_space *space,
+                                         const nas_study_info *info, const nas_trial *trials,
+                                         int64_t n, const char *dir,
+                                         const nas_report_opts *opts);
 
 /* ================================================== hardware-aware search */
 /* Budgets and objectives for any strategy (src/strategies/constrained.c, src/strategies/nsga2.c;
@@ -1197,12 +1299,14 @@ typedef struct nas_constraint_opts {
     double mnas_target_ms;  /* T; 0: the budget's max_latency_ms */
     double mnas_w;          /* w; 0: -0.07 */
     int64_t max_rejects;    /* infeasible proposals in a row before NAS_ERR_INFEASIBLE; 0: 1e5 */
-    int silent_rejects;     /* 1: tell inner nothing about infeasible proposals (evolution then
-                             * keeps only feasible members); 0: tell NAN (a failed result) */
+    int silent_rejects;     /* 1: tell inner nothing about infeasible proposals; 0: the inner
+                             * strategy's own handling (re keeps them out of its population,
+                             * never re-proposing them), else a failed result (NAN) */
 } nas_constraint_opts;
 
 /* A strategy that asks `inner` (taken over: freed with the wrapper, also on failure) until its
- * proposal meets the budget, telling inner NAN for each infeasible one (never evaluated), and
+ * proposal meets the budget, telling inner of each infeasible one (never evaluated: it costs no
+ * query; see silent_rejects), and
  * passes tells on (MnasNet-transformed when asked). cm (not owned) must outlive it; it may be
  * NULL when there is neither a budget nor the MnasNet objective. Check the budget first with
  * nas_budget_check so an impossible one fails before the search. */
@@ -1217,6 +1321,20 @@ NAS_API int64_t nas_strategy_rejected(const nas_strategy *s);
 NAS_API nas_status nas_strategy_set_cost(nas_strategy *s,
                                          double (*cost)(void *user, const nas_arch *a),
                                          void *user);
+
+/* ============================================== layout and attention ops (src/ops/matmul.c,
+ * crop.c) */
+
+/* Batched matrix product: a [..., M, K] (trans_a: stored [..., K, M]) and b [..., K, N]
+ * (trans_b: stored [..., N, K]) give y [..., M, N] = alpha op(a) op(b) for every index of the
+ * leading dims, which must be equal (2..4 dims, no broadcasting). Counted in the MACs. */
+NAS_API nas_tensor *nas_matmul(nas_graph *g, nas_tensor *a, nas_tensor *b, int trans_a,
+                               int trans_b, float alpha);
+/* Axis permutation (torch.permute, copied): y.shape[i] = x.shape[perm[i]], perm[0..ndim). */
+NAS_API nas_tensor *nas_permute(nas_graph *g, nas_tensor *x, const int *perm);
+/* Spatial window of x [N, C, H, W]: y [N, C, h, w], y[n, c, i, j] = x[n, c, top + i, left + j],
+ * zero where that falls outside x (a crop, a shift or a zero pad). */
+NAS_API nas_tensor *nas_crop(nas_graph *g, nas_tensor *x, int top, int left, int h, int w);
 
 #ifdef __cplusplus
 }

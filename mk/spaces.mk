@@ -47,3 +47,14 @@ fuzz-spaces: fuzz-spaces-build
 
 # `make fuzz` (the Makefile's long-run target) includes the spaces harnesses.
 fuzz: fuzz-spaces
+
+# tool_spaces: a space's network, one batch through the trainer's loss graph, dumped for
+# tests/py_spaces_torch.py (PyTorch comparison). Built with the tests by `make build`.
+SPACES_TOOLS := $(BUILD)/tests/tool_spaces
+
+build: $(SPACES_TOOLS)
+
+$(SPACES_TOOLS): $(BUILD)/tests/%: tests/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "CC $<"
+	@$(CC) $(TEST_CFLAGS) -Itests $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@

@@ -176,6 +176,34 @@ def test_cli_errors(tmp):
     check(r.returncode == 2 and "missing.bin" in r.stderr, "eval of a missing checkpoint exits 2 naming it")
 
 
+def test_aux_head(tmp):
+    """--aux: a DARTS network trains with its auxiliary head (32x32 so the head sees 8x8), the
+    checkpoint records it and holds the head's weights, eval reads it back; elsewhere it is an
+    error."""
+    data = f"{tmp}/fm_aux"
+    write_dataset(data, 128, 64)
+    out = f"{tmp}/aux"
+    r = run(["train", "--space", "darts", "--arch", "default", "--dataset", "fashion-mnist", "--data-dir", data,
+             "--resolution", "32", "--channels-mult", "0.25", "--cells", "3", "--epochs", "1", "--batch", "32",
+             "--valid-fraction", "0", "--augment", "0", "--threads", "2", "--aux", "--out", out])
+    check(r.returncode == 0, f"darts --aux trains ({r.returncode}: {r.stderr.strip()[-300:]})")
+    if r.returncode == 0:
+        res = json.load(open(f"{out}/result.json"))
+        check(res.get("model", {}).get("aux_head") == 1, f"result.json records aux_head: {res.get('model')}")
+        w = read_checkpoint(f"{out}/checkpoint.bin")
+        heads = [k for k in w if k.startswith("auxiliary_head")]
+        check(len(heads) >= 4 and all(np.isfinite(w[k]).all() for k in heads),
+              f"the checkpoint holds the auxiliary head's weights ({heads})")
+        # its batch-norm statistics move only if training ran the head
+        check(any(np.abs(w[k]).max() > 0 for k in heads if k.endswith("running_mean")),
+              "the auxiliary head ran in training (running means moved)")
+        e = run(["eval", "--checkpoint", f"{out}/checkpoint.bin", "--data-dir", data, "--split", "test"])
+        check(e.returncode == 0, f"eval reads an aux-head checkpoint ({e.returncode}: {e.stderr.strip()})")
+    r = run(["train", "--space", "nb201", "--arch", "default", "--dataset", "fashion-mnist", "--data-dir", data,
+             "--aux", "--out", f"{tmp}/aux_nb201"])
+    check(r.returncode == 2 and "auxiliary head" in r.stderr, f"--aux on nb201 exits 2 ({r.returncode}: {r.stderr.strip()})")
+
+
 def main():
     if not os.path.exists(f"{SRC}/train-images-idx3-ubyte.gz"):
         print("skip: Fashion-MNIST missing")
@@ -184,6 +212,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         test_against_torch(tmp)
         test_cli_errors(tmp)
+        test_aux_head(tmp)
     print(f"RESULT py_train passed={passed} failed={failed}")
     return 0 if failed == 0 else 1
 

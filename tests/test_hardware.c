@@ -203,6 +203,15 @@ static void test_lut_file(void) {
     CHECK(m != NULL && nas_lut_estimate(lut, m, &e3) == NAS_ERR_STATE, "missing layers");
     CHECK(strstr(nas_errmsg(ctx), "no entry for layer") != NULL, "%s", nas_errmsg(ctx));
     nas_model_free(m);
+    /* evaluating against measured latency: covered architectures are timed and compared; a LUT
+     * that covers nothing of the input size is a clear error after a bounded number of draws */
+    nas_latency_error le;
+    CHECK(nas_lut_evaluate(lut, ctx, space, &opts, 3, 1, 9, &le) == NAS_OK && le.n_test == 3 &&
+              le.mape >= 0 && fabs(le.spearman) <= 1,
+          "evaluate: %s", nas_errmsg(ctx));
+    CHECK(nas_lut_evaluate(lut, ctx, space, &other, 2, 1, 9, &le) == NAS_ERR_STATE &&
+              strstr(nas_errmsg(ctx), "no entry for layer") != NULL && le.n_uncovered >= 2,
+          "uncovered input size: %s", nas_errmsg(ctx));
     FILE *f = fopen(path, "w");
     fputs("{\"format\": \"nascent-lut-1\", \"batch\": 1, \"entries\": {\"x\": \"fast\"}}", f);
     fclose(f);
@@ -216,6 +225,46 @@ static void test_lut_file(void) {
     nas_ctx_free(ctx);
 }
 
+/* A predictor fitted on latency measured here: the counts it reports, a fitted predictor whose
+ * estimates are positive and finite, and clear errors for too few architectures (a space with
+ * fewer distinct architectures than asked, too few training or test ones). Figures of merit
+ * depend on the machine: they are in bench/bench_hardware.sh, not here. */
+static void test_predictor_on_measured(void) {
+    nas_ctx *ctx = nas_ctx_new();
+    nas_space *space = NULL;
+    CHECK(nas_space_open(ctx, "nb201", &space) == NAS_OK, "nb201: %s", nas_errmsg(ctx));
+    if (space == NULL) {
+        nas_ctx_free(ctx);
+        return;
+    }
+    const nas_build_opts opts = {.shape = {1, 12, 12, 10}, .channels_mult = 0.25, .cells = 1};
+    nas_latency_error e;
+    nas_latpred *p = NULL;
+    CHECK(nas_latpred_evaluate_measured(ctx, space, &opts, NAS_LATPRED_LINEAR, 12, 6, 1, 3, &p, &e) ==
+              NAS_OK, "measured: %s", nas_errmsg(ctx));
+    CHECK(e.n_train == 12 && e.n_test == 6 && p != NULL, "train %lld test %lld",
+          (long long)e.n_train, (long long)e.n_test);
+    if (p != NULL) {
+        float x[64] = {0};
+        CHECK(nas_latpred_n_features(p) == nas_space_n_features(space) &&
+                  nas_space_n_features(space) <= 64, "features %lld", (long long)nas_latpred_n_features(p));
+        nas_arch a;
+        CHECK(nas_space_decode(ctx, space, "default", &a) == NAS_OK, "%s", nas_errmsg(ctx));
+        nas_space_features(space, &a, x);
+        double ms = -1.0;
+        CHECK(nas_latpred_predict(p, x, &ms) == NAS_OK && ms > 0.0 && isfinite(ms), "predicted %g", ms);
+        nas_latpred_free(p);
+    }
+    CHECK(nas_latpred_evaluate_measured(ctx, space, &opts, NAS_LATPRED_LINEAR, 1, 6, 1, 3, NULL, &e) ==
+              NAS_ERR_ARG && strstr(nas_errmsg(ctx), "training") != NULL, "1 training: %s",
+          nas_errmsg(ctx));
+    CHECK(nas_latpred_evaluate_measured(ctx, space, &opts, NAS_LATPRED_LINEAR, 10000, 10000, 1, 3,
+                                        NULL, &e) == NAS_ERR_ARG &&
+              strstr(nas_errmsg(ctx), "distinct") != NULL, "more than the space: %s", nas_errmsg(ctx));
+    nas_space_free(space);
+    nas_ctx_free(ctx);
+}
+
 int main(void) {
     nas_set_threads(1); /* tiny MLPs: two OpenMP threads only add barrier waits */
     RUN_TEST(test_linear_recovers_additive);
@@ -223,5 +272,6 @@ int main(void) {
     RUN_TEST(test_device_table_errors);
     RUN_TEST(test_nb201_predictor_vs_brpnas);
     RUN_TEST(test_lut_file);
+    RUN_TEST(test_predictor_on_measured);
     return check_report("hardware");
 }

@@ -292,6 +292,45 @@ static void test_budget_check(void) {
     nb201_close(&d);
 }
 
+/* Params and MACs of the cost model (counted from the network description, no weights) against
+ * a built network's own counts, on sampled architectures of two spaces. */
+static void test_cost_counts_vs_build(void) {
+    nas_ctx *ctx = nas_ctx_new();
+    static const char *const spaces[] = {"nb201", "mbnet32"};
+    const nas_build_opts small = {.shape = {3, 32, 32, 10}, .channels_mult = 0.25, .cells = 1},
+                         plain = {.no_init = 1}; /* counting needs no weights */
+    for (int k = 0; k < 2; k++) {
+        nas_space *sp = NULL;
+        nas_cost_model *cm = NULL;
+        const nas_build_opts *bo = k == 0 ? &small : &plain;
+        CHECK(nas_space_open(ctx, spaces[k], &sp) == NAS_OK &&
+                  nas_cost_model_new(ctx, sp, bo, NULL, &cm) == NAS_OK,
+              "%s: %s", spaces[k], nas_errmsg(ctx));
+        nas_rng r = nas_rng_make(5, (uint64_t)k);
+        int bad = 0;
+        for (int i = 0; cm != NULL && i < 4; i++) {
+            nas_arch a;
+            nas_space_sample(sp, &r, &a);
+            nas_cost c;
+            nas_model *m = NULL;
+            int64_t macs = -1;
+            if (nas_cost_eval(cm, &a, NAS_COST_PARAMS | NAS_COST_MACS, &c) != NAS_OK ||
+                nas_space_build(ctx, sp, &a, bo, &m) != NAS_OK ||
+                nas_model_count(m, &macs, NULL) != NAS_OK) {
+                CHECK(0, "%s: %s", spaces[k], nas_errmsg(ctx));
+            } else {
+                bad += c.params != (double)nas_model_n_params(m) || c.macs != (double)macs;
+            }
+            nas_model_free(m);
+        }
+        CHECK(bad == 0, "%s: %d architectures whose counted params/MACs differ from the build's",
+              spaces[k], bad);
+        nas_cost_model_free(cm);
+        nas_space_free(sp);
+    }
+    nas_ctx_free(ctx);
+}
+
 /* ------------------------------------------------------------------ NSGA-II */
 
 typedef struct front_ref {
@@ -411,18 +450,17 @@ static const help_device help_devices[] = {
     {"eyeriss", {5, 7, 9}},          {"fpga", {4, 5, 6}},
 };
 
-/* Run `strategy` under a latency limit; the best trial's enumeration-order arch and reward. */
+/* Run `strategy` (its default parameters) under a latency limit through the constrained wrapper;
+ * the best trial's arch and reward, *repeats the trials answered from the cache (a repeated
+ * isomorphism class), *rejected the infeasible proposals turned away before any query. */
 static nas_status constrained_run(nb201_data *d, nas_cost_model *cm, const char *strategy,
                                   uint64_t seed, double limit, int64_t queries, nas_arch *best,
-                                  double *reward, int *all_feasible) {
+                                  double *reward, int *all_feasible, int64_t *repeats,
+                                  int64_t *rejected) {
     nas_strategy *inner = NULL, *s = NULL;
-    /* re: a larger population than its default (10, 3) and rejects kept out of it (infeasible
-     * children are re-drawn, not aged in as failures): 99/300 exact optima instead of 32/300 */
-    const int re = strcmp(strategy, "re") == 0;
-    const nas_strategy_opts so = {.seed = seed, .budget = queries,
-                                  .params = re ? "population=30,sample=10" : NULL};
+    const nas_strategy_opts so = {.seed = seed, .budget = queries};
     nas_status st = nas_strategy_new(d->ctx, strategy, d->space, &so, &inner);
-    const nas_constraint_opts co = {.budget = {.max_latency_ms = limit}, .silent_rejects = re};
+    const nas_constraint_opts co = {.budget = {.max_latency_ms = limit}};
     if (st == NAS_OK) {
         st = nas_strategy_constrain(inner, cm, &co, &s);
     }
@@ -433,10 +471,17 @@ static nas_status constrained_run(nb201_data *d, nas_cost_model *cm, const char 
         st = nas_search_run(d->ctx, d->space, s, d->eval, NULL, 0, &o, &trials, &n);
     }
     *all_feasible = 1;
+    *repeats = 0;
+    *rejected = s != NULL ? nas_strategy_rejected(s) : 0;
     for (int64_t i = 0; st == NAS_OK && i < n; i++) {
         nas_cost c;
         nas_cost_eval(cm, &trials[i].arch, NAS_COST_LATENCY, &c);
         *all_feasible &= c.latency_ms <= limit;
+        *repeats += trials[i].cached;
+    }
+    if (st == NAS_OK && n != queries && strcmp(strategy, "grid") != 0) {
+        st = nas_fail(d->ctx, NAS_ERR_STATE, "%s: %lld trials of %lld queries", strategy,
+                      (long long)n, (long long)queries);
     }
     const int64_t b = st == NAS_OK ? nas_trials_best(trials, n) : -1;
     if (b >= 0) {
@@ -456,7 +501,8 @@ static void test_help_table4(void) {
     }
     static double lat[N_CELLS];
     const int re_seeds = 20;
-    int re_hits_total = 0, re_near_total = 0, re_runs_total = 0;
+    int re_hits_total = 0, re_near_total = 0, re_raw_total = 0, re_runs_total = 0;
+    int rows_majority = 0;
     for (size_t dv = 0; dv < sizeof(help_devices) / sizeof(help_devices[0]); dv++) {
         const help_device *hd = &help_devices[dv];
         nas_cost_model *cm = latencies(&d, hd->device, lat);
@@ -506,8 +552,9 @@ static void test_help_table4(void) {
             nas_arch g;
             double g_reward = NAN;
             int feasible = 0;
-            CHECK(constrained_run(&d, cm, "grid", 0, L, N_CELLS, &g, &g_reward, &feasible) ==
-                      NAS_OK, "grid: %s", nas_errmsg(d.ctx));
+            int64_t repeats = 0, rejected = 0;
+            CHECK(constrained_run(&d, cm, "grid", 0, L, N_CELLS, &g, &g_reward, &feasible,
+                                  &repeats, &rejected) == NAS_OK, "grid: %s", nas_errmsg(d.ctx));
             nas_arch want;
             nas_space_enumerate(d.space, best_rep, &want);
             CHECK(feasible && memcmp(g.choice, want.choice, sizeof(int32_t) * 6) == 0,
@@ -520,30 +567,48 @@ static void test_help_table4(void) {
                           hd->device, L, d.test[best_test], picks[p].test);
                 }
             }
-            /* re, 300 queries: how often the feasible validation optimum is found */
-            int hits = 0, near = 0;
+            /* re, 300 queries (its defaults): how often it returns grid's optimum, the best
+             * feasible class (each class is the canonical member grid proposes; an isomorph
+             * whose separate training run measured higher is no other architecture) */
+            int hits = 0, near = 0, raw_hits = 0;
+            int64_t all_repeats = 0, all_rejected = 0;
             for (int seed = 0; seed < re_seeds; seed++) {
                 nas_arch b;
                 double rw = NAN;
-                CHECK(constrained_run(&d, cm, "re", (uint64_t)seed, L, 300, &b, &rw, &feasible) ==
-                          NAS_OK && feasible, "re: %s", nas_errmsg(d.ctx));
-                hits += rw >= d.val[best_val] - 1e-6;
-                near += rw >= d.val[best_val] - 0.5;
+                CHECK(constrained_run(&d, cm, "re", (uint64_t)seed, L, 300, &b, &rw, &feasible,
+                                      &repeats, &rejected) == NAS_OK && feasible,
+                      "re: %s", nas_errmsg(d.ctx));
+                hits += rw >= d.val[best_rep] - 1e-6;
+                near += rw >= d.val[best_rep] - 0.5;
+                raw_hits += rw >= d.val[best_val] - 1e-6;
+                all_repeats += repeats;
+                all_rejected += rejected;
             }
+            CHECK(all_repeats == 0, "%s <= %g: re spent %lld queries on repeats", hd->device, L,
+                  (long long)all_repeats);
+            CHECK(all_rejected > 0, "%s <= %g: no proposal was turned away", hd->device, L);
             re_hits_total += hits;
             re_near_total += near;
+            re_raw_total += raw_hits;
             re_runs_total += re_seeds;
-            printf("  %-13s <= %4.1f ms: feasible val optimum %.2f (grid %.2f), test optimum %.2f; "
-                   "re 300q reached it %2d/%d, within 0.5 %2d/%d\n", hd->device, L, d.val[best_val],
-                   g_reward, d.test[best_test], hits, re_seeds, near, re_seeds);
+            rows_majority += 2 * hits > re_seeds;
+            printf("  %-13s <= %4.1f ms: best feasible class %.2f (grid %.2f; best raw cell "
+                   "%.2f), test optimum %.2f; re 300q reached it %2d/%d, within 0.5 %2d/%d "
+                   "(%lld infeasible proposals turned away)\n", hd->device, L, d.val[best_rep],
+                   g_reward, d.val[best_val], d.test[best_test], hits, re_seeds, near, re_seeds,
+                   (long long)all_rejected);
         }
         nas_cost_model_free(cm);
     }
-    /* The exact optimum among thousands of feasible cells is found by a minority of 300-query
-     * runs (reported); the check is that most runs end within 0.5 points of it. */
-    printf("  re 300 queries: exact feasible optimum on %d of %d runs, within 0.5 points on %d\n",
-           re_hits_total, re_runs_total, re_near_total);
-    CHECK(2 * re_near_total > re_runs_total, "re within 0.5 points of the optimum on %d of %d",
+    /* Measured over 100 seeds (src/strategies/re.c): 62% of runs reach the optimum, the rows
+     * 24-100% (rugged rows need ~600 queries for a majority); 20 seeds here. The checks: a
+     * majority of all runs reach it, and most runs end within 0.5 points of it. */
+    printf("  re 300 queries: feasible optimum on %d of %d runs (a majority on %d of 15 rows), "
+           "within 0.5 points on %d; the best raw cell (a luckier isomorph) on %d\n",
+           re_hits_total, re_runs_total, rows_majority, re_near_total, re_raw_total);
+    CHECK(2 * re_hits_total > re_runs_total, "re reached the optimum on %d of %d runs",
+          re_hits_total, re_runs_total);
+    CHECK(4 * re_near_total > 3 * re_runs_total, "re within 0.5 points of the optimum on %d of %d",
           re_near_total, re_runs_total);
     nb201_close(&d);
 }
@@ -580,7 +645,8 @@ static void rec_free(nas_strategy *s) {
     free(s->impl);
 }
 
-static const nas_strategy_vt rec_vt = {"recorder", "", rec_init, rec_ask, rec_tell, rec_free};
+static const nas_strategy_vt rec_vt = {"recorder", "", rec_init, rec_ask, rec_tell, rec_free,
+                                       NULL};
 
 static void test_constrained_tells(void) {
     nb201_data d;
@@ -632,6 +698,7 @@ int main(void) {
     RUN_TEST(test_pareto_vs_naive);
     RUN_TEST(test_latency_table_index);
     RUN_TEST(test_budget_check);
+    RUN_TEST(test_cost_counts_vs_build);
     RUN_TEST(test_nsga2_front);
     RUN_TEST(test_help_table4);
     RUN_TEST(test_constrained_tells);

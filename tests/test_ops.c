@@ -120,6 +120,34 @@ static void test_max_pool_fast_vs_naive(void) {
     }
 }
 
+/* The vectorised 2x2 stride-2 max pool (8 outputs per step) on rows wide enough to use it,
+ * odd widths and heights (dropped last row / column, scalar tail), ties and NaNs. */
+static void test_max_pool_2x2_fast_vs_naive(void) {
+    nas_rng r = nas_rng_make(31, 0);
+    for (int trial = 0; trial < 40; trial++) {
+        nas_pool_geom s = {1 + nas_rng_below(&r, 5), 2 + nas_rng_below(&r, 30),
+                           16 + nas_rng_below(&r, 50), 0, 0, 2, 2, 0, 0};
+        s.Ho = s.H / 2;
+        s.Wo = s.W / 2;
+        const int64_t nx = s.planes * s.H * s.W, ny = s.planes * s.Ho * s.Wo;
+        float *x = rand_buf(&r, nx, -2, 2);
+        for (int64_t i = 0; i < nx; i++) {
+            x[i] = trial % 2 ? floorf(x[i]) : x[i]; /* ties on odd trials */
+        }
+        for (int k = 0; k < (trial % 3 == 0 ? 3 : 0); k++) {
+            x[nas_rng_below(&r, nx)] = k == 1 ? -INFINITY : NAN;
+        }
+        float *y1 = malloc((size_t)ny * 4), *y2 = malloc((size_t)ny * 4);
+        int32_t *i1 = malloc((size_t)ny * 4), *i2 = malloc((size_t)ny * 4);
+        nas_pool_max_forward(&s, x, y1, i1);
+        nas_pool_max_forward_naive(&s, x, y2, i2);
+        CHECK(memcmp(y1, y2, (size_t)ny * 4) == 0 && memcmp(i1, i2, (size_t)ny * 4) == 0,
+              "2x2 stride 2 H %lld W %lld: fast and naive max pool differ", (long long)s.H,
+              (long long)s.W);
+        free(x), free(y1), free(y2), free(i1), free(i2);
+    }
+}
+
 /* ---- bad input */
 
 static void expect_fail(nas_ctx *ctx, nas_graph *g, nas_tensor *t, nas_status code,
@@ -540,6 +568,7 @@ static void test_steady_state_no_alloc(void) {
 int main(void) {
     RUN_TEST(test_pool_fast_vs_naive);
     RUN_TEST(test_max_pool_fast_vs_naive);
+    RUN_TEST(test_max_pool_2x2_fast_vs_naive);
     RUN_TEST(test_bad_input);
     RUN_TEST(test_dropout);
     RUN_TEST(test_bn_running_stats);

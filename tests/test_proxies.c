@@ -1,5 +1,6 @@
 /* test_proxies.c - the zero-cost proxy driver: synflow and grad_norm against closed forms on a
- * small two-layer perceptron, reproducibility, the model left unchanged, flat workspace memory
+ * small two-layer perceptron, synflow through the mobile activations and a squeeze-excite gate
+ * against finite differences, reproducibility, the model left unchanged, flat workspace memory
  * across architectures, and clear errors on bad input. The comparison of every proxy with a
  * PyTorch implementation on NB201 networks is tests/py_proxies_torch.py. */
 #include "check.h"
@@ -97,6 +98,102 @@ static void test_synflow_closed_form(void) {
               s[NAS_PROXY_SYNFLOW], want);
         CHECK(s[NAS_PROXY_PARAMS] == H * F + H + K * H + K, "params %g", s[NAS_PROXY_PARAMS]);
         CHECK(s[NAS_PROXY_MACS] == H * F + K * H, "macs %g", s[NAS_PROXY_MACS]);
+        nas_model_free(m);
+    }
+    nas_proxies_free(pr);
+    nas_ctx_free(ctx);
+}
+
+/* A squeeze-excite-like gated net with the mobile activations, for synflow's double pass:
+ * x [N, 2, 2, 2] -> a = hswish(x); s = sigmoid(linear 2->2 (global_avg_pool(a))); t = a * s
+ * (one factor per channel) -> reshape [N, 8] -> swish -> linear 8->3. */
+typedef struct gated {
+    nas_param_id g1, gb1, w2, b2;
+} gated;
+
+static nas_tensor *gated_forward(void *impl, nas_graph *g, nas_params *p, nas_tensor *x) {
+    const gated *m = impl;
+    nas_tensor *a = nas_hswish(g, x);
+    nas_tensor *sc = nas_sigmoid(g, nas_linear(g, nas_global_avg_pool(g, a), nas_param(g, p, m->g1),
+                                               nas_param(g, p, m->gb1)));
+    const int64_t shape[2] = {nas_tensor_dim(x, 0), F};
+    nas_tensor *r = nas_swish(g, nas_reshape(g, nas_mul(g, a, sc), 2, shape));
+    return nas_linear(g, r, nas_param(g, p, m->w2), nas_param(g, p, m->b2));
+}
+
+static void gated_free(nas_ctx *ctx, void *impl) {
+    nas_free(ctx, impl, sizeof(gated));
+}
+
+static const nas_model_vt gated_vt = {.kind = "test-gated", .forward = gated_forward, .free = gated_free};
+
+static nas_model *make_gated(nas_ctx *ctx, uint64_t seed) {
+    nas_params *p = nas_params_new(ctx);
+    gated *m = nas_malloc(ctx, sizeof(gated));
+    const int64_t s1[2] = {2, 2}, s2[2] = {K, F}, two = 2, k = K;
+    nas_params_add(p, "g1", 2, s1, NAS_INIT_TORCH_DEFAULT, 0, 0, &m->g1);
+    nas_params_add(p, "gb1", 1, &two, NAS_INIT_TORCH_BIAS, 0, 2, &m->gb1);
+    nas_params_add(p, "w2", 2, s2, NAS_INIT_TORCH_DEFAULT, 0, 0, &m->w2);
+    nas_params_add(p, "b2", 1, &k, NAS_INIT_TORCH_BIAS, 0, F, &m->b2);
+    nas_params_init(p, seed);
+    nas_model *model = NULL;
+    const nas_model_shape shape = {2, 2, 2, K};
+    CHECK(nas_model_new(ctx, &gated_vt, m, p, shape, &model) == NAS_OK, "%s", nas_errmsg(ctx));
+    return model;
+}
+
+/* R of the gated net on a ones input with weights w (|.| taken here), written out in double. */
+static double gated_R(const double *g1, const double *gb1, const double *w2, const double *b2) {
+    const double a = 1.0 * (1.0 + 3.0) / 6.0; /* hswish(1) */
+    double u[F], R = 0.0;
+    for (int c = 0; c < 2; c++) {
+        const double z = fabs(g1[c * 2]) * a + fabs(g1[c * 2 + 1]) * a + fabs(gb1[c]);
+        const double t = a / (1.0 + exp(-z));
+        for (int i = 0; i < 4; i++) {
+            u[c * 4 + i] = t / (1.0 + exp(-t));
+        }
+    }
+    for (int o = 0; o < K; o++) {
+        R += fabs(b2[o]);
+        for (int f = 0; f < F; f++) {
+            R += fabs(w2[o * F + f]) * u[f];
+        }
+    }
+    return R;
+}
+
+/* synflow = sum |W dR/dW| over the two linear weights, dR/dW by central differences of gated_R. */
+static void test_synflow_mobile_activations(void) {
+    nas_ctx *ctx = nas_ctx_new();
+    nas_proxies *pr = NULL;
+    CHECK(nas_proxies_new(ctx, &pr) == NAS_OK, "%s", nas_errmsg(ctx));
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        nas_model *m = make_gated(ctx, seed);
+        double s[NAS_PROXY_COUNT] = {0};
+        CHECK(nas_proxies_score(pr, m, NULL, NULL, 0, 1u << NAS_PROXY_SYNFLOW, s) == NAS_OK, "%s",
+              nas_errmsg(ctx));
+        double w[4][F * K];
+        const char *names[4] = {"g1", "gb1", "w2", "b2"};
+        const int sizes[4] = {4, 2, K * F, K};
+        for (int t = 0; t < 4; t++) {
+            for (int i = 0; i < sizes[t]; i++) {
+                w[t][i] = fabs((double)pdata(m, names[t])[i]);
+            }
+        }
+        double want = 0.0;
+        for (int t = 0; t < 4; t += 2) { /* the weights, not the biases */
+            for (int i = 0; i < sizes[t]; i++) {
+                const double w0 = w[t][i], h = 1e-5;
+                w[t][i] = w0 + h;
+                const double rp = gated_R(w[0], w[1], w[2], w[3]);
+                w[t][i] = w0 - h;
+                const double rm = gated_R(w[0], w[1], w[2], w[3]);
+                w[t][i] = w0;
+                want += fabs(w0 * (rp - rm) / (2.0 * h));
+            }
+        }
+        CHECK(fabs(s[NAS_PROXY_SYNFLOW] - want) <= 1e-7 * want, "synflow %.17g want %.17g",
+              s[NAS_PROXY_SYNFLOW], want);
         nas_model_free(m);
     }
     nas_proxies_free(pr);
@@ -214,6 +311,7 @@ static void test_bad_input(void) {
 int main(void) {
     nas_set_threads(1);
     RUN_TEST(test_synflow_closed_form);
+    RUN_TEST(test_synflow_mobile_activations);
     RUN_TEST(test_grad_norm_snip_fd);
     RUN_TEST(test_reproducible_and_unchanged);
     RUN_TEST(test_bad_input);

@@ -6,6 +6,8 @@
 
 #include "nascent.h"
 
+#include <stdio.h>
+
 typedef struct cli_command {
     const char *name;
     const char *summary;
@@ -24,5 +26,9 @@ CLI_COMMAND(proxies)
 CLI_COMMAND(correlate)
 CLI_COMMAND(latency)
 #undef CLI_COMMAND
+
+/* quote.c: s as a JSON string literal / as a quoted CSV field (quotes doubled). */
+void cli_json_string(FILE *out, const char *s);
+void cli_csv_field(FILE *out, const char *s);
 
 #endif

@@ -422,8 +422,12 @@ static int parse_ks(const char *s, double *ks, int *n_k) {
 static void print_report(const char *sa, const char *sb, const nas_stats_report *r,
                          int64_t unmatched, int json) {
     if (json) {
-        printf("{\"a\": \"%s\", \"b\": \"%s\", \"n\": %lld, \"dropped\": %lld, \"unmatched\": %lld, ",
-               sa, sb, (long long)r->n, (long long)r->n_dropped, (long long)unmatched);
+        printf("{\"a\": ");
+        cli_json_string(stdout, sa);
+        printf(", \"b\": ");
+        cli_json_string(stdout, sb);
+        printf(", \"n\": %lld, \"dropped\": %lld, \"unmatched\": %lld, ", (long long)r->n,
+               (long long)r->n_dropped, (long long)unmatched);
         printf("\"kendall_tau\": ");
         json_num(stdout, r->kendall_tau);
         printf(", \"spearman_rho\": ");

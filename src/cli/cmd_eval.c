@@ -128,7 +128,8 @@ int cmd_eval(int argc, char **argv) {
                                  .space = str_of(model, "space"),
                                  .arch = str_of(model, "arch"),
                                  .channels_mult = num_of(model, "channels_mult", 0),
-                                 .cells = (int)num_of(model, "cells", 0)};
+                                 .cells = (int)num_of(model, "cells", 0),
+                                 .aux_head = (int)num_of(model, "aux_head", 0)};
     const nas_model_shape ms = {(int)json_integer_value(json_array_get(shape, 0)),
                                 (int)json_integer_value(json_array_get(shape, 1)),
                                 (int)json_integer_value(json_array_get(shape, 2)),

@@ -18,22 +18,6 @@ static void usage(FILE *out) {
             "  --arch    the architecture's text, or 'default'\n");
 }
 
-/* Print a JSON string literal. */
-static void json_string(FILE *out, const char *s) {
-    fputc('"', out);
-    for (; *s; s++) {
-        const unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            fprintf(out, "\\%c", c);
-        } else if (c < 0x20) {
-            fprintf(out, "\\u%04x", c);
-        } else {
-            fputc(c, out);
-        }
-    }
-    fputc('"', out);
-}
-
 /* The parser's message, and the text with a caret under "offset N" when the message has one. */
 static void print_decode_error(const char *text, const char *msg) {
     fprintf(stderr, "nascent info: bad --arch: %s\n", msg);
@@ -172,11 +156,11 @@ int cmd_info(int argc, char **argv) {
     const unsigned long long hash = (unsigned long long)nas_space_hash(space, &arch);
     if (json) {
         printf("{\"space\": ");
-        json_string(stdout, nas_space_name(space));
+        cli_json_string(stdout, nas_space_name(space));
         printf(", \"arch\": ");
-        json_string(stdout, text);
+        cli_json_string(stdout, text);
         printf(", \"canonical\": ");
-        json_string(stdout, canon_text);
+        cli_json_string(stdout, canon_text);
         printf(", \"hash\": \"%016llx\", \"params\": %lld, \"macs\": %lld, "
                "\"activation_bytes_peak\": %zu, \"input\": [%d, %d, %d], \"classes\": %d}\n",
                hash, params, (long long)macs, peak, shape.in_c, shape.in_h, shape.in_w,

@@ -13,7 +13,8 @@
 typedef struct latency_opts {
     const char *space, *arch, *lut_out, *lut_in, *eval_lut, *fit, *table_col, *table_file;
     const char *predictor_out, *predictor_in;
-    int batch, threads, repeats, archs, samples, json, classes, in_c, in_h, in_w;
+    int batch, threads, repeats, archs, patience, samples, json, classes, in_c, in_h, in_w;
+    long long measure; /* --fit-predictor on this many architectures measured here */
     long long train;
     unsigned long long seed;
 } latency_opts;
@@ -24,11 +25,17 @@ static void usage(FILE *out) {
             "  nascent latency --space S --arch TEXT [--batch B] [--threads T] [--repeats N]\n"
             "                  [--lut LUT.json] [--predictor P.json] [--input CxHxW] [--classes N] [--json]\n"
             "  nascent latency --build-lut --space S --out LUT.json [--batch B] [--archs N] [--repeats N]\n"
+            "                  [--patience P]   (times up to N sampled architectures that bring a new\n"
+            "                  layer; stops after P samples in a row bring none)\n"
             "  nascent latency --eval-lut LUT.json --space S [--samples N] [--repeats N] [--json]\n"
             "  nascent latency --fit-predictor linear|mlp --space nb201 --table COLUMN [--table-file CSV]\n"
             "                  [--train N] [--seed S] [--out P.json] [--json]\n"
+            "  nascent latency --fit-predictor linear|mlp --space S --measure N --train K [--repeats R]\n"
+            "                  [--seed S] [--out P.json] [--json]   (measures N distinct sampled\n"
+            "                  architectures here, fits on K of them, scores on the other N - K)\n"
             "Measures median latency (ms) after warm-up in nascent's engine on this machine; a LUT sums\n"
-            "per-layer times; predictors are fitted on a device column of %s.\n",
+            "per-layer times; predictors are fitted on a device column of %s\n"
+            "or on latency measured here.\n",
             DEFAULT_TABLE);
 }
 
@@ -49,9 +56,11 @@ static int parse(int argc, char **argv, latency_opts *o) {
         {"train", required_argument, 0, 'N'},      {"seed", required_argument, 0, 'S'},
         {"predictor", required_argument, 0, 'P'},  {"input", required_argument, 0, 'i'},
         {"classes", required_argument, 0, 'c'},    {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+        {"patience", required_argument, 0, 'p'},   {"measure", required_argument, 0, 'M'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     int build_lut = 0, c;
-    *o = (latency_opts){.batch = 1, .repeats = 30, .archs = 60, .samples = 200, .train = 900,
+    *o = (latency_opts){.batch = 1, .repeats = 30, .archs = 60, .patience = 100, .samples = 200, .train = 900,
                         .table_file = DEFAULT_TABLE};
     optind = 1;
     while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -66,11 +75,13 @@ static int parse(int argc, char **argv, latency_opts *o) {
             case 'l': o->lut_in = optarg; break;
             case 'E': o->eval_lut = optarg; break;
             case 'A': o->archs = atoi(optarg); break;
+            case 'p': o->patience = atoi(optarg); break;
             case 'n': o->samples = atoi(optarg); break;
             case 'F': o->fit = optarg; break;
             case 'T': o->table_col = optarg; break;
             case 'C': o->table_file = optarg; break;
             case 'N': o->train = atoll(optarg); break;
+            case 'M': o->measure = atoll(optarg); break;
             case 'S': o->seed = strtoull(optarg, NULL, 10); break;
             case 'P': o->predictor_in = optarg; break;
             case 'i':
@@ -91,8 +102,9 @@ static int parse(int argc, char **argv, latency_opts *o) {
     if (o->fit == NULL) {
         o->predictor_out = NULL;
     }
-    if (o->batch < 1 || o->repeats < 1 || o->archs < 1 || o->samples < 2) {
-        fprintf(stderr, "nascent latency: --batch, --repeats, --archs must be >= 1, --samples >= 2\n");
+    if (o->batch < 1 || o->repeats < 1 || o->archs < 1 || o->patience < 1 || o->samples < 2) {
+        fprintf(stderr, "nascent latency: --batch, --repeats, --archs, --patience must be >= 1, "
+                "--samples >= 2\n");
         return -1;
     }
     if (o->space == NULL) {
@@ -129,7 +141,8 @@ static void print_error_stats(const char *what, const nas_latency_error *e, int 
 static int run_build_lut(nas_ctx *ctx, nas_space *space, const latency_opts *o) {
     const nas_build_opts b = build_opts(o);
     nas_lut *lut = NULL;
-    if (nas_lut_build(ctx, space, &b, o->batch, o->archs, 10, o->repeats, o->seed, &lut) != NAS_OK) {
+    if (nas_lut_build(ctx, space, &b, o->batch, o->archs, o->patience, o->repeats, o->seed, &lut) !=
+        NAS_OK) {
         return fail(ctx, "building the LUT");
     }
     const nas_status st = nas_lut_save(lut, o->lut_out);
@@ -165,19 +178,32 @@ static int run_fit(nas_ctx *ctx, nas_space *space, const latency_opts *o) {
         fprintf(stderr, "nascent latency: --fit-predictor takes linear or mlp, not '%s'\n", o->fit);
         return 2;
     }
-    if (o->table_col == NULL) {
-        fprintf(stderr, "nascent latency: --fit-predictor needs --table COLUMN (e.g. gold_6226)\n");
-        return 2;
-    }
-    nas_device_table *t = NULL;
-    if (nas_device_table_load(ctx, o->table_file, "arch_str", o->table_col, &t) != NAS_OK) {
-        fprintf(stderr, "nascent latency: %s\n", nas_errmsg(ctx));
+    if ((o->table_col == NULL) == (o->measure == 0)) {
+        fprintf(stderr, "nascent latency: --fit-predictor needs one of --table COLUMN (e.g. "
+                "gold_6226) or --measure N\n");
         return 2;
     }
     nas_latpred *p = NULL;
     nas_latency_error e;
-    nas_status st = nas_latpred_evaluate_table(ctx, space, t, kind, o->train, o->seed, &p, &e);
-    nas_device_table_free(t);
+    nas_status st;
+    if (o->measure > 0) {
+        if (o->train >= o->measure) {
+            fprintf(stderr, "nascent latency: --train %lld must be below --measure %lld (the rest "
+                    "are the test set)\n", o->train, o->measure);
+            return 2;
+        }
+        const nas_build_opts b = build_opts(o);
+        st = nas_latpred_evaluate_measured(ctx, space, &b, kind, o->train, o->measure - o->train,
+                                           o->repeats, o->seed, &p, &e);
+    } else {
+        nas_device_table *t = NULL;
+        if (nas_device_table_load(ctx, o->table_file, "arch_str", o->table_col, &t) != NAS_OK) {
+            fprintf(stderr, "nascent latency: %s\n", nas_errmsg(ctx));
+            return 2;
+        }
+        st = nas_latpred_evaluate_table(ctx, space, t, kind, o->train, o->seed, &p, &e);
+        nas_device_table_free(t);
+    }
     if (st != NAS_OK) {
         return fail(ctx, "fitting the predictor");
     }

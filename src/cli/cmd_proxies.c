@@ -283,7 +283,9 @@ static nas_status build(nas_ctx *ctx, const nas_space *s, const nas_arch *a, con
 }
 
 static void print_json(const double *scores, uint32_t mask, const char *arch, double seconds) {
-    printf("{\"arch\": \"%s\", \"seconds\": %.6f", arch, seconds);
+    printf("{\"arch\": ");
+    cli_json_string(stdout, arch);
+    printf(", \"seconds\": %.6f", seconds);
     for (int i = 0; i < NAS_PROXY_COUNT; i++) {
         if (mask & (1u << i)) {
             printf(", \"%s\": ", nas_proxy_name((nas_proxy)i));
@@ -421,7 +423,8 @@ static int score_many(nas_ctx *ctx, const nas_space *s, nas_proxies *pr, const p
             rc = 1;
             break;
         }
-        fprintf(f, "%lld,\"%s\"", (long long)i, text);
+        fprintf(f, "%lld,", (long long)i);
+        cli_csv_field(f, text);
         for (int k = 0; k < NAS_PROXY_COUNT; k++) {
             if (o->mask & (1u << k)) {
                 fprintf(f, ",%.10g", scores[k]);
@@ -466,11 +469,12 @@ int cmd_proxies(int argc, char **argv) {
         rc = 2;
     }
     if (rc == 0) {
-        /* the input shape of the space's networks under these options */
+        /* the input shape of the space's networks under these options (the default architecture
+         * exists in every space; enumerate does not, e.g. mbnet) */
         nas_arch a;
         nas_model *m = NULL;
-        nas_space_enumerate(s, 0, &a);
-        if (nas_space_build(ctx, s, &a, &o.build, &m) != NAS_OK) {
+        if (nas_space_decode(ctx, s, "default", &a) != NAS_OK ||
+            nas_space_build(ctx, s, &a, &o.build, &m) != NAS_OK) {
             fprintf(stderr, "nascent proxies: %s\n", nas_errmsg(ctx));
             rc = 2;
         } else {

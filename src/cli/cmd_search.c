@@ -8,7 +8,13 @@
  *                  [--max-params N] [--max-macs N] [--max-memory BYTES] [--max-latency-ms T]
  *                  [--latency-source measured|lut:FILE|predictor:FILE|table:COLUMN]
  *                  [--objective mnas[:T[:w]]]   (budgets and objectives: src/hardware/cost.c,
- *                  src/strategies/constrained.c; --strategy nsga2 minimises latency or params) */
+ *                  src/strategies/constrained.c; --strategy nsga2 minimises latency or params)
+ * Each trial's costs are stored with it (nas_search_run_costs): latency from --latency-source,
+ * and params, MACs and activation memory unless the evaluator is the table (building every
+ * network would cost more than the table search). When budgets made no cost model, the one made
+ * here counts the networks as the evaluator builds them (nas_evaluator_build_opts); a budget's
+ * cost model counts the space's default networks, as the budget is stated for those. The result and report carry the estimator
+ * diagnostics (nas_search_diagnostics). */
 #include "cli_int.h"
 
 #include <jansson.h>
@@ -27,10 +33,14 @@ static void usage(FILE *out) {
         "                      [--max-params N] [--max-macs N] [--max-memory BYTES]\n"
         "                      [--max-latency-ms T] [--latency-source SRC]\n"
         "                      [--objective mnas[:T[:w]]]\n"
+        "                      [--final-top K [--final-epochs E] [--final-data-fraction F]]\n"
         "  --space      nb201, darts, mbnet, nasrl or a JSON space file\n"
         "  --strategy   grid, random, re, ls, reinforce, bo, pnas (default re)\n"
-        "  --evaluator  table:cifar10|cifar100|imagenet16[:200|12], train:DATASET\n"
-        "               (default table:cifar10)\n"
+        "  --evaluator  table:cifar10|cifar100|imagenet16[:200|12], train:DATASET[:test],\n"
+        "               proxy:NAME[:DATASET] (a zero-cost proxy: synflow, snip, grad_norm,\n"
+        "               grasp, fisher, jacob_cov, nwot, params, macs) (default table:cifar10)\n"
+        "               The report's diagnostics rank the reward against the ground truth\n"
+        "               (the NB201 table's 200-epoch test accuracy on nb201).\n"
         "  --queries    number of trials (default 100)\n"
         "  --store      SQLite file keeping every trial; --resume continues its study\n"
         "  --out        directory for report.html and best.json\n"
@@ -41,6 +51,9 @@ static void usage(FILE *out) {
         "  --latency-source  measured | lut:FILE | predictor:FILE | table:COLUMN (a device\n"
         "               column of data/nb201_latency/nb201_latency_ms.csv, e.g. table:gold_6226)\n"
         "  --objective  mnas[:T[:w]]: reward ACC * (LAT/T)^w (w = -0.07, T = --max-latency-ms)\n"
+        "  --final-top  retrain the K best distinct architectures with the train evaluator at\n"
+        "               E epochs (default 5) on fraction F (default 1) of the data: their\n"
+        "               accuracy (test with train:D:test) is the diagnostics' ground truth\n"
         "  nsga2        returns the Pareto front of validation accuracy against latency (with a\n"
         "               latency source) or params\n"
         "strategies:\n");
@@ -57,6 +70,9 @@ typedef struct search_args {
     uint64_t seed;
     int resume, json, quiet, threads;
     nas_eval_opts eval;
+    int64_t final_top;  /* > 0: retrain the top architectures as the diagnostics' ground truth */
+    int final_epochs;
+    double final_fraction;
 } search_args;
 
 static int parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out) {
@@ -127,6 +143,13 @@ static int parse_args(int argc, char **argv, search_args *a) {
             bad = !parse_f64(v, 1e-300, 1e300, &a->budget.max_memory);
         } else if (strcmp(o, "--max-latency-ms") == 0) {
             bad = !parse_f64(v, 1e-300, 1e300, &a->budget.max_latency_ms);
+        } else if (strcmp(o, "--final-top") == 0) {
+            bad = !parse_i64(v, 1, 100000, &a->final_top);
+        } else if (strcmp(o, "--final-epochs") == 0) {
+            bad = !parse_i64(v, 1, 100000, &iv);
+            a->final_epochs = (int)iv;
+        } else if (strcmp(o, "--final-data-fraction") == 0) {
+            bad = !parse_f64(v, 1e-6, 1.0, &a->final_fraction);
         } else if (strcmp(o, "--data") == 0) {
             a->eval.data_path = v;
         } else if (strcmp(o, "--queries") == 0) {
@@ -178,6 +201,13 @@ static int parse_args(int argc, char **argv, search_args *a) {
                 "lut:FILE, predictor:FILE or table:COLUMN)\n");
         return 2;
     }
+    if (a->final_top > 0 && strncmp(a->evaluator, "train:", 6) != 0) {
+        fprintf(stderr, "nascent search: --final-top retrains with the train evaluator; the "
+                "evaluator is %s\n", a->evaluator);
+        return 2;
+    }
+    a->final_epochs = a->final_epochs > 0 ? a->final_epochs : 5;
+    a->final_fraction = a->final_fraction > 0.0 ? a->final_fraction : 1.0;
     a->eval.seed = a->seed;
     return 0;
 }
@@ -389,8 +419,31 @@ static json_t *num_or_null(double v) {
     return isfinite(v) ? json_real(v) : json_null();
 }
 
+/* The library's JSON form of the diagnostics (the one best.json carries). */
+static json_t *diagnostics_json(const nas_diagnostics *d) {
+    char buf[8192];
+    const size_t n = nas_diagnostics_json(d, buf, sizeof buf);
+    json_t *o = n > 0 && n < sizeof buf ? json_loadb(buf, n, 0, NULL) : NULL;
+    return o != NULL ? o : json_null();
+}
+
+/* One line a user reads: "estimator proxy:synflow vs NB201 cifar10 test ...: Spearman ...". */
+static void print_diagnostics(const nas_diagnostics *d) {
+    if (!d->have) {
+        printf("  diagnostics: %s\n", d->note);
+        return;
+    }
+    printf("  estimator %s vs %s: Spearman %.3f, Kendall %.3f", d->estimator, d->truth,
+           d->stats.spearman_rho, d->stats.kendall_tau);
+    for (int i = 0; i < d->stats.n_k; i++) {
+        printf(", top-%.0f%% precision %.2f", 100.0 * d->stats.at[i].k_frac,
+               d->stats.at[i].precision_top);
+    }
+    printf(" (%lld architectures)\n    %s\n", (long long)d->stats.n, d->note);
+}
+
 static void print_result(const search_args *a, const nas_space *space, const nas_trial *trials,
-                         int64_t n, int64_t study) {
+                         int64_t n, int64_t study, const nas_diagnostics *diag) {
     const int64_t b = nas_trials_best(trials, n);
     char text[NAS_ARCH_TEXT_MAX] = "";
     if (b >= 0 && nas_space_encode(space, &trials[b].arch, text, sizeof(text)) != NAS_OK) {
@@ -407,6 +460,11 @@ static void print_result(const search_args *a, const nas_space *space, const nas
         json_object_set_new(o, "best_test", num_or_null(b >= 0 ? trials[b].test : (double)NAN));
         json_object_set_new(o, "best_params", num_or_null(b >= 0 ? trials[b].params : (double)NAN));
         json_object_set_new(o, "best_macs", num_or_null(b >= 0 ? trials[b].macs : (double)NAN));
+        json_object_set_new(o, "best_memory",
+                            num_or_null(b >= 0 ? trials[b].memory : (double)NAN));
+        json_object_set_new(o, "best_latency_ms",
+                            num_or_null(b >= 0 ? trials[b].latency_ms : (double)NAN));
+        json_object_set_new(o, "diagnostics", diagnostics_json(diag));
         json_object_set_new(o, "best_trial", json_integer(b));
         json_object_set_new(o, "queries", json_integer(n));
         json_object_set_new(o, "failed", json_integer(failed));
@@ -429,9 +487,102 @@ static void print_result(const search_args *a, const nas_space *space, const nas
         return;
     }
     printf("best architecture: %s\n", text);
-    printf("  validation %.3f  test %.3f  params %.0f  (trial %lld of %lld, %lld failed)\n",
-           trials[b].reward, trials[b].test, trials[b].params, (long long)b + 1, (long long)n,
+    printf("  %s %.4g  test %.3f  params %.0f  (trial %lld of %lld, %lld failed)\n",
+           strncmp(a->evaluator, "proxy", 5) == 0 ? "score" : "validation", trials[b].reward,
+           trials[b].test, trials[b].params, (long long)b + 1, (long long)n,
            (long long)failed);
+    print_diagnostics(diag);
+}
+
+/* Which costs to store with each trial, creating the cost model when budgets did not: all of
+ * them for training and proxy evaluators (a network build is small next to the evaluation),
+ * only the latency (when a source is given) for the table. */
+static unsigned trial_costs(nas_ctx *ctx, const search_args *a, const nas_space *space,
+                            const nas_evaluator *eval, nas_cost_model **cm) {
+    const int table = strncmp(a->evaluator, "table", 5) == 0;
+    const unsigned lat = a->latency_source != NULL ? (unsigned)NAS_COST_LATENCY : 0u;
+    if (table && lat == 0) {
+        return 0;
+    }
+    /* Costs of the networks the evaluator really builds (its input shape, width, depth). */
+    nas_build_opts bo;
+    const int have_bo = nas_evaluator_build_opts(eval, &bo) == NAS_OK;
+    nas_clear_error(ctx);
+    if (*cm == NULL &&
+        nas_cost_model_new(ctx, space, have_bo ? &bo : NULL, a->latency_source, cm) != NAS_OK) {
+        nas_clear_error(ctx); /* no costs stored; the search itself does not need them */
+        *cm = NULL;
+        return 0;
+    }
+    return table ? lat : (unsigned)(NAS_COST_PARAMS | NAS_COST_MACS | NAS_COST_MEMORY) | lat;
+}
+
+/* Final training: the diagnostics' ground truth for the top architectures. */
+typedef struct final_truth {
+    double *truth; /* n values, NAN except the retrained architectures */
+    size_t bytes;
+    char label[160], note[256];
+} final_truth;
+
+/* Retrain the final_top best distinct architectures with the search's train evaluator at the
+ * final fidelity; their accuracy (test when the evaluator records it) goes to every trial of
+ * the same architecture. */
+static nas_status final_train(nas_ctx *ctx, const search_args *a, const nas_space *space,
+                              const nas_trial *trials, int64_t n, final_truth *ft) {
+    nas_eval_opts o = a->eval;
+    o.epochs = a->final_epochs;
+    o.data_fraction = a->final_fraction;
+    nas_evaluator *e = NULL;
+    nas_status st = nas_evaluator_open(ctx, a->evaluator, space, &o, &e);
+    ft->bytes = (size_t)(n > 0 ? n : 1) * sizeof(double);
+    ft->truth = st == NAS_OK ? nas_malloc(ctx, ft->bytes) : NULL;
+    if (st == NAS_OK && ft->truth == NULL) {
+        st = NAS_ERR_NOMEM;
+    }
+    for (int64_t i = 0; st == NAS_OK && i < n; i++) {
+        ft->truth[i] = NAN;
+    }
+    int64_t done = 0, used_test = 0;
+    while (st == NAS_OK && done < a->final_top) {
+        int64_t pick = -1; /* best complete, evaluated trial without a final value yet */
+        for (int64_t i = 0; i < n; i++) {
+            if (trials[i].state == NAS_TRIAL_COMPLETE && !trials[i].cached &&
+                isnan(ft->truth[i]) && (pick < 0 || trials[i].reward > trials[pick].reward)) {
+                pick = i;
+            }
+        }
+        if (pick < 0) {
+            break;
+        }
+        nas_eval_result r;
+        double v = -INFINITY; /* a failed retraining: ranked last, and not picked again */
+        if (nas_evaluator_eval_ctx(e, ctx, &trials[pick].arch, &r) == NAS_OK) {
+            used_test += isfinite(r.test);
+            v = isfinite(r.test) ? r.test : r.reward;
+        } else if (!a->quiet && !a->json) {
+            fprintf(stderr, "nascent search: final training of trial %lld failed: %s\n",
+                    (long long)pick + 1, nas_errmsg(ctx));
+        }
+        nas_clear_error(ctx);
+        for (int64_t i = 0; i < n; i++) { /* -inf marks a failure until the loop ends */
+            ft->truth[i] = trials[i].hash == trials[pick].hash ? v : ft->truth[i];
+        }
+        done++;
+        if (!a->quiet && !a->json) {
+            fprintf(stderr, "[final %lld/%lld] trial %lld: %.3f\n", (long long)done,
+                    (long long)a->final_top, (long long)pick + 1, v);
+        }
+    }
+    for (int64_t i = 0; ft->truth != NULL && i < n; i++) {
+        ft->truth[i] = isfinite(ft->truth[i]) ? ft->truth[i] : (double)NAN;
+    }
+    nas_evaluator_free(e);
+    snprintf(ft->label, sizeof(ft->label), "final training %s accuracy (%d epochs, data "
+             "fraction %g)", used_test > 0 ? "test" : "validation", a->final_epochs,
+             a->final_fraction);
+    snprintf(ft->note, sizeof(ft->note), "the %lld best architectures by the search's reward "
+             "retrained; the others have no ground truth", (long long)done);
+    return st;
 }
 
 int cmd_search(int argc, char **argv) {
@@ -491,16 +642,34 @@ int cmd_search(int argc, char **argv) {
         exit_code = 1;
         progress p = {space, a.queries, a.quiet || a.json};
         nas_search_opts so = {a.queries, a.resume, on_trial, &p};
-        st = nas_search_run(ctx, space, strategy, eval, store, study, &so, &trials, &n);
+        const unsigned what = trial_costs(ctx, &a, space, eval, &cm);
+        st = nas_search_run_costs(ctx, space, strategy, eval, store, study, &so, cm, what,
+                                  &trials, &n);
     }
     if (st == NAS_OK && a.out != NULL) {
         fill_costs(ctx, space, trials, n);
-        st = nas_report_write(ctx, space, &info, trials, n, a.out);
+    }
+    final_truth ft = {NULL, 0, "", ""};
+    if (st == NAS_OK && a.final_top > 0) {
+        st = final_train(ctx, &a, space, trials, n, &ft);
+    }
+    if (st == NAS_OK && a.out != NULL) {
+        const nas_report_opts ro = {.eval_opts = &a.eval, .latency_source = a.latency_source,
+                                    .truth = ft.truth, .truth_label = ft.label,
+                                    .truth_note = ft.note};
+        st = nas_report_write_opts(ctx, space, &info, trials, n, a.out, &ro);
+    }
+    nas_diagnostics diag;
+    memset(&diag, 0, sizeof(diag));
+    if (st == NAS_OK && ft.truth != NULL) {
+        st = nas_diagnostics_from(ctx, a.evaluator, ft.label, ft.note, trials, n, ft.truth, &diag);
+    } else if (st == NAS_OK) {
+        st = nas_search_diagnostics(ctx, space, a.evaluator, &a.eval, trials, n, NULL, &diag);
     }
     if (st != NAS_OK) {
         fprintf(stderr, "nascent search: %s\n", nas_errmsg(ctx));
     } else {
-        print_result(&a, space, trials, n, study);
+        print_result(&a, space, trials, n, study, &diag);
         if (strcmp(a.strategy, "nsga2") == 0 && cm != NULL) {
             print_front(&a, space, cm, trials, n);
         }
@@ -512,6 +681,9 @@ int cmd_search(int argc, char **argv) {
             printf("report: %s/report.html  best: %s/best.json\n", a.out, a.out);
         }
         exit_code = 0;
+    }
+    if (ft.truth != NULL) {
+        nas_free(ctx, ft.truth, ft.bytes);
     }
     nas_trials_free(ctx, trials, n);
     nas_store_close(store);

@@ -34,6 +34,7 @@ static void usage(FILE *out) {
             "  --grad-clip X         max gradient norm, 0 = off (0)\n"
             "  --channels-mult X     channel multiplier of the built network (1)\n"
             "  --cells N             cells per stage / layers override (space default)\n"
+            "  --aux                 darts: train with the auxiliary head (loss + 0.4 CE(aux))\n"
             "  --data-fraction X     fraction of the training split used (1)\n"
             "  --valid-fraction X    held out of the training files for validation (0.1)\n"
             "  --resolution R        resample images to R x R (native)\n"
@@ -202,6 +203,8 @@ static int parse_args(int argc, char **argv, train_opts *o) {
             o->json = 1;
         } else if (strcmp(a, "--no-prefetch") == 0) {
             o->cfg.prefetch = 0;
+        } else if (strcmp(a, "--aux") == 0) {
+            o->desc.aux_head = 1;
         } else if (strcmp(a, "--test-every-epoch") == 0) {
             o->cfg.test_every_epoch = 1;
         } else if (strncmp(a, "--", 2) == 0) {

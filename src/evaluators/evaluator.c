@@ -10,7 +10,7 @@ static const nas_evaluator_vt *find_kind(const char *spec, size_t klen) {
     const nas_evaluator_vt *kinds[] = {&nas_evaluator_table_vt, &nas_evaluator_train_vt,
                                        &nas_evaluator_proxy_vt};
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-        if (kinds[i] != NULL && strlen(kinds[i]->kind) == klen &&
+        if (strlen(kinds[i]->kind) == klen &&
             strncmp(kinds[i]->kind, spec, klen) == 0) {
             return kinds[i];
         }
@@ -27,8 +27,7 @@ nas_status nas_evaluator_open(nas_ctx *ctx, const char *spec, const nas_space *s
     const nas_evaluator_vt *vt = find_kind(spec, klen);
     if (vt == NULL) {
         return nas_fail(ctx, NAS_ERR_ARG, "unknown evaluator '%s' (known: table:DATASET[:EPOCHS], "
-                        "train:DATASET[:test]%s)", spec,
-                        &nas_evaluator_proxy_vt != NULL ? ", proxy:NAME" : "");
+                        "train:DATASET[:test], proxy:NAME[:DATASET])", spec);
     }
     nas_evaluator *e = nas_calloc(ctx, 1, sizeof(*e));
     if (e == NULL) {
@@ -85,6 +84,18 @@ nas_status nas_evaluator_eval_ctx(nas_evaluator *e, nas_ctx *ctx, const nas_arch
     out->macs = NAN;
     out->cost_s = 0.0;
     return e->vt->eval(e, ctx, a, out);
+}
+
+nas_status nas_evaluator_build_opts(const nas_evaluator *e, nas_build_opts *out) {
+    if (e == NULL || out == NULL) {
+        return NAS_ERR_ARG;
+    }
+    if (e->vt->build_opts == NULL) {
+        memset(out, 0, sizeof(*out));
+        return nas_fail(e->ctx, NAS_ERR_UNSUPPORTED, "evaluator %s builds no networks", e->spec);
+    }
+    *out = *e->vt->build_opts(e);
+    return NAS_OK;
 }
 
 nas_status nas_evaluator_eval(nas_evaluator *e, const nas_arch *a, nas_eval_result *out) {
@@ -203,10 +214,16 @@ static void train_free(nas_evaluator *e) {
     }
 }
 
+static const nas_build_opts *train_build_opts(const nas_evaluator *e) {
+    const train_eval *t = e->impl;
+    return &t->build;
+}
+
 const nas_evaluator_vt nas_evaluator_train_vt = {
     .kind = "train",
     .summary = "real training at the given fidelity: train:DATASET[:test]",
     .open = train_open,
     .eval = train_eval_arch,
     .free = train_free,
+    .build_opts = train_build_opts,
 };

@@ -9,8 +9,8 @@
  * Precision. Products of |W| over depth overflow float32 on deep networks, so the reference runs
  * the network in float64. Our engine is float32: this file interprets the model's batch-1
  * recording (the nodes nas_model_forward recorded) node by node in double precision with its own
- * kernels: im2col + cblas_dgemm convolutions, linear, pools, ReLU, sums, views. BN nodes pass
- * their input through (bn=False). An op outside that set is NAS_ERR_UNSUPPORTED naming it.
+ * kernels: im2col + cblas_dgemm convolutions, linear, pools, ReLU, sums, views, crops. BN nodes
+ * pass their input through (bn=False). An op outside that set is NAS_ERR_UNSUPPORTED naming it.
  *
  * Weight gradients are not formed. Every value and every dR/d(value) in this network is >= 0
  * (ones input, |W|, |b|, ReLU, pooling, sums), so |W * dR/dW| = W * dR/dW, and since a conv or
@@ -312,6 +312,86 @@ static int64_t plane_of(const nas_node *n) {
     return p;
 }
 
+/* crop (DARTS FactorizedReduce's shift): y[p, i, j] = x[p, top + i, left + j], 0 outside x;
+ * forward copies (dx NULL), backward adds dy back to where each element came from. */
+static void crop_run(const nas_node *n, const double *x, double *y, const double *dy, double *dx) {
+    const nas_node *xn = n->src[0];
+    const int64_t planes = n->shape[0] * n->shape[1], h = n->shape[2], wd = n->shape[3];
+    const int64_t H = xn->shape[2], W = xn->shape[3];
+    for (int64_t p = 0; p < planes; p++) {
+        for (int64_t i = 0; i < h; i++) {
+            for (int64_t j = 0; j < wd; j++) {
+                const int64_t r = n->iparam[0] + i, c = n->iparam[1] + j, o = (p * h + i) * wd + j;
+                const int inside = r >= 0 && r < H && c >= 0 && c < W;
+                if (dx == NULL) {
+                    y[o] = inside ? x[(p * H + r) * W + c] : 0.0;
+                } else if (inside) {
+                    dx[(p * H + r) * W + c] += dy[o];
+                }
+            }
+        }
+    }
+}
+
+/* The smooth activations of the mobile spaces, in double: value and derivative at x. Every
+ * input here is >= 0 (see the header), where each is non-negative and non-decreasing, so the
+ * all-positive identity of the header still holds. */
+static double clampd(double v, double lo, double hi) {
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+static double act_value(int op, double v) {
+    switch (op) {
+        case NAS_OP_HSWISH: return v * clampd(v + 3.0, 0.0, 6.0) / 6.0;
+        case NAS_OP_HSIGMOID: return clampd(v + 3.0, 0.0, 6.0) / 6.0;
+        case NAS_OP_SIGMOID: return 1.0 / (1.0 + exp(-v));
+        case NAS_OP_SWISH: return v / (1.0 + exp(-v));
+        default: return tanh(v); /* NAS_OP_TANH */
+    }
+}
+
+static double act_deriv(int op, double v) {
+    switch (op) {
+        case NAS_OP_HSWISH: return v < -3.0 ? 0.0 : (v > 3.0 ? 1.0 : (2.0 * v + 3.0) / 6.0);
+        case NAS_OP_HSIGMOID: return v > -3.0 && v < 3.0 ? 1.0 / 6.0 : 0.0;
+        case NAS_OP_SIGMOID: {
+            const double sg = 1.0 / (1.0 + exp(-v));
+            return sg * (1.0 - sg);
+        }
+        case NAS_OP_SWISH: {
+            const double sg = 1.0 / (1.0 + exp(-v));
+            return sg * (1.0 + v * (1.0 - sg));
+        }
+        default: {
+            const double t = tanh(v);
+            return 1.0 - t * t;
+        }
+    }
+}
+
+/* mul (squeeze-excite's scaling): y = a b with b of a's shape or one factor per plane; forward
+ * (dy NULL) or backward, accumulating da += dy b and db += dy a (summed over the plane). */
+static void mul_run(synflow_ws *w, const nas_node *n, const double *dy) {
+    const double *a = val(w, n->src[0]), *b = val(w, n->src[1]);
+    double *y = val(w, n), *da = grd(w, n->src[0]), *db = grd(w, n->src[1]);
+    const int64_t P = n->iparam[0] ? n->shape[2] * n->shape[3] : 1;
+    const int64_t planes = n->numel / P;
+    for (int64_t p = 0; p < planes; p++) {
+        for (int64_t i = p * P; i < (p + 1) * P; i++) {
+            if (dy == NULL) {
+                y[i] = a[i] * b[p];
+                continue;
+            }
+            if (da != NULL) {
+                da[i] += dy[i] * b[p];
+            }
+            if (db != NULL) {
+                db[p] += dy[i] * a[i];
+            }
+        }
+    }
+}
+
 static nas_status node_forward(synflow_ws *w, const nas_node *n) {
     double *y = val(w, n);
     const int64_t m = n->numel;
@@ -350,6 +430,20 @@ static nas_status node_forward(synflow_ws *w, const nas_node *n) {
             }
             return NAS_OK;
         }
+        case NAS_OP_HSWISH:
+        case NAS_OP_HSIGMOID:
+        case NAS_OP_SIGMOID:
+        case NAS_OP_SWISH:
+        case NAS_OP_TANH: {
+            const double *x = val(w, n->src[0]);
+            for (int64_t i = 0; i < m; i++) {
+                y[i] = act_value(n->op, x[i]);
+            }
+            return NAS_OK;
+        }
+        case NAS_OP_MUL:
+            mul_run(w, n, NULL);
+            return NAS_OK;
         case NAS_OP_AVG_POOL:
         case NAS_OP_MAX_POOL:
             pool_run(n, n->op == NAS_OP_MAX_POOL, val(w, n->src[0]), y, NULL, NULL);
@@ -382,6 +476,9 @@ static nas_status node_forward(synflow_ws *w, const nas_node *n) {
             return NAS_OK;
         case NAS_OP_ZERO:
             memset(y, 0, (size_t)m * sizeof(double));
+            return NAS_OK;
+        case NAS_OP_CROP:
+            crop_run(n, val(w, n->src[0]), y, NULL, NULL);
             return NAS_OK;
         case NAS_OP_SCALE: {
             const double s = (double)n->fparam[0];
@@ -451,6 +548,21 @@ static void node_backward(synflow_ws *w, const nas_node *n) {
             }
             return;
         }
+        case NAS_OP_HSWISH:
+        case NAS_OP_HSIGMOID:
+        case NAS_OP_SIGMOID:
+        case NAS_OP_SWISH:
+        case NAS_OP_TANH: {
+            double *dx = grd(w, n->src[0]);
+            const double *x = val(w, n->src[0]);
+            for (int64_t i = 0; dx != NULL && i < m; i++) {
+                dx[i] += act_deriv(n->op, x[i]) * dy[i];
+            }
+            return;
+        }
+        case NAS_OP_MUL:
+            mul_run(w, n, dy);
+            return;
         case NAS_OP_AVG_POOL:
         case NAS_OP_MAX_POOL:
             if (grd(w, n->src[0]) != NULL) {
@@ -478,6 +590,11 @@ static void node_backward(synflow_ws *w, const nas_node *n) {
             return;
         case NAS_OP_SCALE:
             add_to(grd(w, n->src[0]), dy, m, (double)n->fparam[0]);
+            return;
+        case NAS_OP_CROP:
+            if (grd(w, n->src[0]) != NULL) {
+                crop_run(n, NULL, NULL, dy, grd(w, n->src[0]));
+            }
             return;
         case NAS_OP_CONCAT:
         case NAS_OP_PAD_CHANNELS: {

@@ -69,6 +69,11 @@ nas_status nas_train_graph_build(nas_ctx *ctx, nas_model *m, nas_train_graph *tg
     tg->logits = nas_model_forward(m, g, tg->x);
     nas_tensor *y = nas_labels(g, b, tg->labels);
     tg->loss = nas_softmax_cross_entropy(g, tg->logits, y, label_smoothing);
+    nas_tensor *aux = training ? nas_model_aux_logits(m, g) : NULL;
+    if (aux != NULL) { /* auxiliary head (DARTS): loss += 0.4 CE(aux), as its train.py */
+        nas_tensor *aux_loss = nas_softmax_cross_entropy(g, aux, y, label_smoothing);
+        tg->loss = nas_add(g, tg->loss, nas_scale(g, aux_loss, NAS_AUX_LOSS_WEIGHT));
+    }
     tg->b = 0;
     nas_status st = nas_graph_status(g);
     if (st != NAS_OK) {

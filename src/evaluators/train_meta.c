@@ -98,6 +98,7 @@ json_t *nas_train_desc_json(const nas_model_desc *d) {
     }
     json_object_set_new(j, "channels_mult", json_real(d->channels_mult));
     json_object_set_new(j, "cells", json_integer(d->cells));
+    json_object_set_new(j, "aux_head", json_integer(d->aux_head));
     return j;
 }
 

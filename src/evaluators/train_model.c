@@ -26,6 +26,11 @@ static nas_status build_arch(nas_ctx *ctx, const nas_model_desc *d, nas_model_sh
     if (st != NAS_OK) {
         return st;
     }
+    if (d->aux_head && strcmp(nas_space_name(s), "darts") != 0) {
+        nas_space_free(s);
+        return nas_fail(ctx, NAS_ERR_ARG, "an auxiliary head exists only in the darts space, not "
+                        "in '%s'", d->space);
+    }
     nas_arch a;
     st = nas_space_decode(ctx, s, d->arch, &a);
     if (st == NAS_OK) {
@@ -34,6 +39,7 @@ static nas_status build_arch(nas_ctx *ctx, const nas_model_desc *d, nas_model_sh
         o.shape = shape;
         o.channels_mult = d->channels_mult;
         o.cells = d->cells;
+        o.aux_head = d->aux_head;
         st = nas_space_build(ctx, s, &a, &o, out);
     }
     nas_space_free(s);

@@ -313,10 +313,25 @@ static nas_status memo_entry_of(nas_cost_model *cm, uint64_t key, memo_entry **o
     return NAS_OK;
 }
 
-/* Build a's network and fill the network-derived costs in `want`. */
+/* Fill the network-derived costs in `want`. Params and MACs alone come from the network's
+ * description (nas_space_count: no weights allocated, the same counts a build gives); memory and
+ * latency build the network, initialising its weights only to time it. */
 static nas_status model_costs(nas_cost_model *cm, const nas_arch *a, unsigned want, nas_cost *c) {
+    if ((want & ~(NAS_COST_PARAMS | NAS_COST_MACS)) == 0) {
+        int64_t params = 0, macs = 0;
+        const nas_status st = nas_space_count(cm->ctx, cm->space, a, &cm->opts, &params, &macs);
+        if (st == NAS_OK && (want & NAS_COST_PARAMS)) {
+            c->params = (double)params;
+        }
+        if (st == NAS_OK && (want & NAS_COST_MACS)) {
+            c->macs = (double)macs;
+        }
+        return st;
+    }
+    nas_build_opts o = cm->opts;
+    o.no_init = !((want & NAS_COST_LATENCY) && cm->kind == LAT_MEASURED);
     nas_model *m = NULL;
-    nas_status st = nas_space_build(cm->ctx, cm->space, a, &cm->opts, &m);
+    nas_status st = nas_space_build(cm->ctx, cm->space, a, &o, &m);
     if (st != NAS_OK) {
         return st;
     }

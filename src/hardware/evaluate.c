@@ -1,5 +1,5 @@
 /* evaluate.c - how good a latency estimate is: a LUT against latency measured here, and a
- * learned predictor against a device table's held-out architectures. Both report the rank
+ * learned predictor against held-out architectures of a device table or measured here. Both report the rank
  * correlation (what a search needs: which architecture is faster) and the mean absolute
  * percentage error (what a budget needs: is it under T ms). */
 #include "hardware_int.h"
@@ -31,17 +31,22 @@ nas_status nas_lut_evaluate(nas_lut *lut, nas_ctx *ctx, const nas_space *space,
     nas_status st = est == NULL || meas == NULL ? NAS_ERR_NOMEM : NAS_OK;
     nas_rng r = nas_rng_make(seed, 0xe7a1);
     int64_t draws = 0;
+    nas_build_opts o = opts != NULL ? *opts : (nas_build_opts){.no_init = 1};
+    o.no_init = 1; /* weights are initialised only for the architectures timed */
     for (int i = 0; st == NAS_OK && i < n_archs; draws++) {
         nas_arch a;
         nas_space_sample(space, &r, &a);
         nas_model *m = NULL;
-        st = nas_space_build(ctx, space, &a, opts, &m);
-        if (st == NAS_OK) {
-            nas_params_init(nas_model_params(m), seed + (uint64_t)draws);
+        st = nas_space_build(ctx, space, &a, &o, &m);
+        if (st == NAS_OK) { /* the estimate needs no weights */
             st = nas_lut_estimate(lut, m, &est[i]);
         }
-        if (st == NAS_ERR_STATE && draws < 10 * (int64_t)n_archs) {
-            /* a layer this LUT never measured: skip the architecture, count it */
+        if (st == NAS_OK) {
+            nas_params_init(nas_model_params(m), seed + (uint64_t)draws);
+        }
+        if (st == NAS_ERR_STATE && draws < 100 * (int64_t)n_archs) {
+            /* a layer this LUT never measured: skip the architecture (cheap: nothing was
+             * initialised or run), count it */
             out->n_uncovered++;
             nas_clear_error(ctx);
             nas_model_free(m);
@@ -129,5 +134,98 @@ nas_status nas_latpred_evaluate_table(nas_ctx *ctx, const nas_space *space,
     nas_free(ctx, Xtr, (size_t)(n_train * d) * sizeof(float));
     nas_free(ctx, y, (size_t)n * sizeof(double));
     nas_free(ctx, est, (size_t)n * sizeof(double));
+    return st;
+}
+
+/* Median latency here of n distinct sampled architectures (distinct by nas_space_hash, so no
+ * test architecture is also a training one); their features go to X (n x d). */
+static nas_status measure_samples(nas_ctx *ctx, const nas_space *space, const nas_build_opts *opts,
+                                  int64_t n, int repeats, uint64_t seed, float *X, double *ms) {
+    const int64_t d = nas_space_n_features(space);
+    uint64_t *seen = nas_malloc(ctx, (size_t)n * sizeof(uint64_t));
+    if (seen == NULL) {
+        return NAS_ERR_NOMEM;
+    }
+    nas_rng r = nas_rng_make(seed, 0x3ea5);
+    nas_build_opts o = opts != NULL ? *opts : (nas_build_opts){0};
+    o.no_init = 1;
+    nas_status st = NAS_OK;
+    int64_t have = 0, draws = 0;
+    while (st == NAS_OK && have < n) {
+        if (++draws > 100 * n) {
+            st = nas_fail(ctx, NAS_ERR_ARG, "latpred: the space has fewer than %lld distinct "
+                          "architectures", (long long)n);
+            break;
+        }
+        nas_arch a;
+        nas_space_sample(space, &r, &a);
+        const uint64_t h = nas_space_hash(space, &a);
+        int dup = 0;
+        for (int64_t i = 0; i < have && !dup; i++) {
+            dup = seen[i] == h;
+        }
+        if (dup) {
+            continue;
+        }
+        nas_model *m = NULL;
+        st = nas_space_build(ctx, space, &a, &o, &m);
+        nas_latency_result lr;
+        if (st == NAS_OK) {
+            nas_params_init(nas_model_params(m), seed + (uint64_t)have);
+            st = nas_latency_measure(ctx, m, 1, repeats, 2, &lr);
+        }
+        nas_model_free(m);
+        if (st == NAS_OK) {
+            nas_space_features(space, &a, X + have * d);
+            ms[have] = lr.median_ms;
+            seen[have++] = h;
+        }
+    }
+    nas_free(ctx, seen, (size_t)n * sizeof(uint64_t));
+    return st;
+}
+
+nas_status nas_latpred_evaluate_measured(nas_ctx *ctx, const nas_space *space,
+                                         const nas_build_opts *opts, nas_latpred_kind kind,
+                                         int64_t n_train, int64_t n_test, int repeats,
+                                         uint64_t seed, nas_latpred **fitted,
+                                         nas_latency_error *out) {
+    NAS_CHECK_ARG(ctx, space != NULL && out != NULL && repeats >= 1);
+    if (n_train < 2 || n_test < 2) {
+        return nas_fail(ctx, NAS_ERR_ARG, "latpred: %lld training and %lld test architectures "
+                        "(need >= 2 of each)", (long long)n_train, (long long)n_test);
+    }
+    memset(out, 0, sizeof(*out));
+    const int64_t n = n_train + n_test, d = nas_space_n_features(space);
+    if (nas_space_log10_size(space) < 18.0 && nas_space_size(space) < n) {
+        return nas_fail(ctx, NAS_ERR_ARG, "latpred: %lld architectures asked, the space has "
+                        "%lld distinct ones", (long long)n, (long long)nas_space_size(space));
+    }
+    float *X = nas_malloc(ctx, (size_t)(n * d) * sizeof(float));
+    double *y = nas_malloc(ctx, (size_t)n * sizeof(double));
+    double *est = nas_malloc(ctx, (size_t)n_test * sizeof(double));
+    nas_status st = X && y && est ? NAS_OK : NAS_ERR_NOMEM;
+    if (st == NAS_OK) {
+        st = measure_samples(ctx, space, opts, n, repeats, seed, X, y);
+    }
+    nas_latpred *p = NULL;
+    if (st == NAS_OK) { /* the samples are random draws: the first n_train train */
+        st = nas_latpred_fit(ctx, kind, X, y, n_train, d, seed, &p);
+    }
+    for (int64_t i = 0; st == NAS_OK && i < n_test; i++) {
+        st = nas_latpred_predict(p, X + (n_train + i) * d, &est[i]);
+    }
+    if (st == NAS_OK) {
+        st = summarise(ctx, est, y + n_train, n_test, out);
+        out->n_train = n_train;
+    }
+    if (st == NAS_OK && fitted != NULL) {
+        *fitted = p;
+    } else {
+        nas_latpred_free(p);
+    }
+    nas_free(ctx, X, (size_t)(n * d) * sizeof(float));
+    nas_free(ctx, y, (size_t)n * sizeof(double));
+    nas_free(ctx, est, (size_t)n_test * sizeof(double));
     return st;
 }

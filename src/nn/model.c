@@ -56,6 +56,10 @@ void *nas_model_impl(const nas_model *m) {
     return m->impl;
 }
 
+nas_tensor *nas_model_aux_logits(const nas_model *m, const nas_graph *g) {
+    return m->vt->aux_logits != NULL ? m->vt->aux_logits(m->impl, g) : NULL;
+}
+
 int64_t nas_model_n_params(const nas_model *m) {
     return nas_params_numel(m->params, NAS_PARAM_BUFFER, 0);
 }

@@ -1,5 +1,6 @@
 /* conv.c - the conv2d op: builder (shape checks), descriptor, and dispatch between the fast
- * paths (sgemm for 1x1: conv_gemm.c; AVX2 depthwise: conv_dw.c; oneDNN for the rest:
+ * paths (sgemm for 1x1: conv_gemm.c; AVX2 depthwise: conv_dw.c; AVX2 direct for stride-1 convs
+ * with few input channels: conv_direct.c; oneDNN for the rest:
  * conv_dnnl.c) and the naive twin (conv_naive.c), the fallback when oneDNN rejects a case.
  * NAS_CONV_BACKEND=naive|dnnl (or nas_conv_set_backend) forces one path.
  * x [N, C, H, W], w [O, C/groups, KH, KW], bias [O] or NULL -> y [N, O, OH, OW] with
@@ -74,7 +75,7 @@ static int conv_check(nas_graph *g, const nas_node *x, const nas_node *w, const 
 }
 
 /* The implementation a conv uses under the context's backend setting. */
-typedef enum conv_path { PATH_NAIVE, PATH_GEMM, PATH_DW, PATH_DNNL } conv_path;
+typedef enum conv_path { PATH_NAIVE, PATH_GEMM, PATH_DW, PATH_DIRECT, PATH_DNNL } conv_path;
 
 static conv_path conv_choose(nas_ctx *ctx, const nas_conv_geom *c) {
     switch (nas_conv_get_backend(ctx)) {
@@ -90,6 +91,9 @@ static conv_path conv_choose(nas_ctx *ctx, const nas_conv_geom *c) {
     }
     if (nas_conv_dw_preferred(c)) {
         return PATH_DW;
+    }
+    if (nas_conv_direct_preferred(c)) {
+        return PATH_DIRECT;
     }
     return PATH_DNNL;
 }
@@ -142,6 +146,14 @@ static nas_status conv_forward(nas_graph *g, nas_node *n) {
                 return NAS_ERR_NOMEM;
             }
             nas_conv_dw_forward(&c, x, w, b, n->data, scratch);
+            return NAS_OK;
+        }
+        case PATH_DIRECT: {
+            float *scratch = nas_graph_scratch(g, nas_conv_direct_scratch_bytes(&c, 0));
+            if (scratch == NULL) {
+                return NAS_ERR_NOMEM;
+            }
+            nas_conv_direct_forward(&c, x, w, b, n->data, scratch);
             return NAS_OK;
         }
         case PATH_DNNL: {
@@ -199,6 +211,21 @@ static void conv_backward(nas_graph *g, nas_node *n) {
             }
             nas_conv_dw_backward_weights(&c, x->data, n->grad, w->grad,
                                          n->n_src == 3 ? n->src[2]->grad : NULL, scratch);
+            return;
+        }
+        case PATH_DIRECT: {
+            float *scratch = nas_graph_scratch(g, nas_conv_direct_scratch_bytes(&c, 1));
+            if (scratch == NULL) {
+                break; /* the naive kernels need no scratch */
+            }
+            const nas_node *x = n->src[0], *w = n->src[1];
+            float *db = n->n_src == 3 ? n->src[2]->grad : NULL;
+            if (x->grad != NULL) {
+                nas_conv_direct_backward_data(&c, n->grad, w->data, x->grad, scratch);
+            }
+            if (w->grad != NULL || db != NULL) {
+                nas_conv_direct_backward_weights(&c, x->data, n->grad, w->grad, db, scratch);
+            }
             return;
         }
         case PATH_DNNL:

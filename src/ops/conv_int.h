@@ -66,6 +66,32 @@ void nas_conv_dw_backward_data(const nas_conv_geom *c, const float *dy, const fl
 void nas_conv_dw_backward_weights(const nas_conv_geom *c, const float *x, const float *dy,
                                   float *dw, float *db, float *scratch);
 
+/* Direct fast path (conv_direct.c): groups 1, stride 1, dilation 1, padding below the kernel
+ * size, kernels up to 7x7, on "flat" zero-padded planes. `scratch` holds
+ * nas_conv_direct_scratch_bytes (packed weights and per-thread planes). Same contracts as the
+ * naive kernels (forward overwrites, backward accumulates; dw or db may be NULL). */
+int nas_conv_is_direct(const nas_conv_geom *c);
+/* Used under AUTO where it beats oneDNN: few input channels. */
+int nas_conv_direct_preferred(const nas_conv_geom *c);
+size_t nas_conv_direct_scratch_bytes(const nas_conv_geom *c, int backward);
+void nas_conv_direct_forward(const nas_conv_geom *c, const float *x, const float *w,
+                             const float *bias, float *y, float *scratch);
+void nas_conv_direct_backward_data(const nas_conv_geom *c, const float *dy, const float *w,
+                                   float *dx, float *scratch);
+void nas_conv_direct_backward_weights(const nas_conv_geom *c, const float *x, const float *dy,
+                                      float *dw, float *db, float *scratch);
+
+/* conv + bias + ReLU + 2x2 stride-2 max pool per image (the conv2d_relu_maxpool op,
+ * conv_fused.c); c is the conv's geometry (must pass nas_conv_is_direct), y and idx are
+ * [N, O, OH / 2, OW / 2] (idx: the winning tap's offset in its OH x OW conv-output plane).
+ * Backward accumulates into the non-NULL dx, dw, db from the pooled gradient dy. */
+size_t nas_conv_relu_pool_scratch_bytes(const nas_conv_geom *c, int backward);
+void nas_conv_relu_pool_forward(const nas_conv_geom *c, const float *x, const float *w,
+                                const float *bias, float *y, int32_t *idx, float *scratch);
+void nas_conv_relu_pool_backward(const nas_conv_geom *c, const float *x, const float *w,
+                                 const float *y, const int32_t *idx, const float *dy, float *dx,
+                                 float *dw, float *db, float *scratch);
+
 /* Which implementation conv2d uses. AUTO = the fastest path per case (sgemm for 1x1, the AVX2
  * kernel for depthwise, oneDNN for the rest), falling back to naive when oneDNN rejects a case.
  * The default comes from the environment variable NAS_CONV_BACKEND

@@ -8,6 +8,7 @@
 #include "pool_int.h"
 #include "simd_int.h"
 
+#include <immintrin.h>
 #include <math.h>
 
 #define ROW_MAX 4096 /* widest row the separable 3x3 kernel handles on the stack */
@@ -87,8 +88,73 @@ static void interior_cols(const nas_pool_geom *s, int64_t *ow0, int64_t *ow1) {
  * row-major order and with the same comparisons as the naive kernel, updates the whole row's
  * running maxima, so results are bit-identical to it; the border outputs use it directly. */
 
+/* 8 outputs of a 2x2 stride-2 window row: taps in row-major order (r0 c0, r0 c1, r1 c0, r1 c1),
+ * a later tap wins when greater or NaN, as the naive kernel. */
+static inline void max2_vec(const float *r0, const float *r1, int32_t at0, int32_t W, float *y,
+                            int32_t *idx) {
+    const __m256i perm = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+    const __m256 a0 = _mm256_loadu_ps(r0), a1 = _mm256_loadu_ps(r0 + 8);
+    const __m256 b0 = _mm256_loadu_ps(r1), b1 = _mm256_loadu_ps(r1 + 8);
+    /* even / odd columns; the permute restores output order */
+    const __m256 ae = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(a0, a1, 0x88), perm);
+    const __m256 ao = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(a0, a1, 0xDD), perm);
+    const __m256 be = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(b0, b1, 0x88), perm);
+    const __m256 bo = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(b0, b1, 0xDD), perm);
+    const __m256i base = _mm256_add_epi32(_mm256_set1_epi32(at0),
+                                          _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14));
+    __m256 best = ae;
+    __m256i arg = base;
+    const __m256 taps[3] = {ao, be, bo};
+    const int32_t shift[3] = {1, W, W + 1};
+    for (int t = 0; t < 3; t++) {
+        const __m256 v = taps[t];
+        const __m256 better = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ),
+                                           _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        best = _mm256_blendv_ps(best, v, better);
+        arg = _mm256_castps_si256(_mm256_blendv_ps(
+            _mm256_castsi256_ps(arg),
+            _mm256_castsi256_ps(_mm256_add_epi32(base, _mm256_set1_epi32(shift[t]))), better));
+    }
+    _mm256_storeu_ps(y, best);
+    _mm256_storeu_si256((__m256i *)idx, arg);
+}
+
+/* 2x2 stride 2 without padding (the classic CNN pool): 8 outputs per step from two 16-float
+ * row loads; the last (Wo % 8) columns of each row from zero-padded copies of the rows. */
+static void max2_forward(const nas_pool_geom *s, const float *x, float *y, int32_t *idx) {
+    const int64_t H = s->H, W = s->W, Ho = s->Ho, Wo = s->Wo;
+    NAS_OMP_FOR_IF(s->planes * s->H * s->W >= NAS_PAR_MIN)
+    for (int64_t p = 0; p < s->planes; p++) {
+        const float *xp = x + p * H * W;
+        for (int64_t oh = 0; oh < Ho; oh++) {
+            float *yr = y + (p * Ho + oh) * Wo;
+            int32_t *ir = idx + (p * Ho + oh) * Wo;
+            int64_t ow = 0;
+            for (; ow + 8 <= Wo && 2 * ow + 16 <= W; ow += 8) {
+                const int32_t at0 = (int32_t)(2 * oh * W + 2 * ow);
+                max2_vec(xp + at0, xp + at0 + W, at0, (int32_t)W, yr + ow, ir + ow);
+            }
+            if (ow < Wo) { /* the last columns through zero-padded copies of the two rows */
+                const int64_t n = Wo - ow;
+                float t0[16] = {0}, t1[16] = {0}, ty[8];
+                int32_t ti[8];
+                const int32_t at0 = (int32_t)(2 * oh * W + 2 * ow);
+                memcpy(t0, xp + at0, sizeof(float) * (size_t)(2 * n));
+                memcpy(t1, xp + at0 + W, sizeof(float) * (size_t)(2 * n));
+                max2_vec(t0, t1, at0, (int32_t)W, ty, ti);
+                memcpy(yr + ow, ty, sizeof(float) * (size_t)n);
+                memcpy(ir + ow, ti, sizeof(int32_t) * (size_t)n);
+            }
+        }
+    }
+}
+
 void nas_pool_max_forward(const nas_pool_geom *s, const float *x, float *y, int32_t *idx) {
     const int64_t H = s->H, W = s->W, Ho = s->Ho, Wo = s->Wo, k = s->k, st = s->stride;
+    if (k == 2 && st == 2 && s->pad == 0) {
+        max2_forward(s, x, y, idx);
+        return;
+    }
     int64_t ow0, ow1;
     interior_cols(s, &ow0, &ow1);
     NAS_OMP_FOR_IF(s->planes * s->H * s->W >= NAS_PAR_MIN)

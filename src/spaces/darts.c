@@ -5,7 +5,8 @@
  *            reduce_concat=[2, 3, 4, 5])
  * and the network is DARTS's NetworkCIFAR (model.py of quark0/darts): stem conv 3x3 to 3C + BN,
  * `cells` cells with reductions at 1/3 and 2/3 of the depth, global pool, linear; optional
- * auxiliary head (AuxiliaryHeadCIFAR) after the second reduction.
+ * auxiliary head (AuxiliaryHeadCIFAR) after the second reduction, whose logits training reads
+ * through nas_model_aux_logits.
  *
  * Canonical form: a node's two edges commute, so each pair is put in order; an edge whose op is
  * `none` feeds nothing, so its input is set to 0. */
@@ -311,16 +312,21 @@ static int relu_conv_bn(nas_snet *net, int x, int cout, int k, int stride, int p
     return nas_snet_bn(net, x, 1, nas_nn_name(buf, sizeof buf, name, "bn"));
 }
 
-/* DARTS FactorizedReduce: ReLU, two 1x1 stride-2 convs to cout/2, concat, BN.
- * TODO(#4): the reference feeds its second conv x[:, :, 1:, 1:] (a one-pixel shift); there is no
- * crop op yet, so both convs see the same pixels. Shapes, params and MACs are unaffected. */
+/* DARTS FactorizedReduce: ReLU, two 1x1 stride-2 convs to cout/2, concat, BN; the second conv
+ * reads x[:, :, 1:, 1:] (a one-pixel shift, so the two halves sample interleaved pixels). The
+ * shifted input is H x W with a zero last row and column (ConstantPad2d((0, 1, 0, 1)) then
+ * [1:, 1:]): for even H, W the stride-2 conv reads exactly the pixels of the reference's
+ * conv_2(x[:, :, 1:, 1:]); for odd sizes, where the reference's halves differ in size and its
+ * concat fails, both halves get ceil(H / 2) x ceil(W / 2). */
 static int factorized_reduce(nas_snet *net, int x, int cout, const char *name) {
     char buf[200];
     x = nas_snet_act(net, x, NAS_ACT_RELU);
     int y[2];
     y[0] = nas_snet_conv(net, x, cout / 2, 1, 2, 0, 1, 1, 0,
                          nas_nn_name(buf, sizeof buf, name, "conv_1"));
-    y[1] = nas_snet_conv(net, x, cout / 2, 1, 2, 0, 1, 1, 0,
+    const int shifted = net->status == NAS_OK ? nas_snet_crop(net, x, 1, 1, net->nodes[x].h,
+                                                              net->nodes[x].w) : -1;
+    y[1] = nas_snet_conv(net, shifted, cout / 2, 1, 2, 0, 1, 1, 0,
                          nas_nn_name(buf, sizeof buf, name, "conv_2"));
     return nas_snet_bn(net, nas_snet_concat(net, 2, y), 1, nas_nn_name(buf, sizeof buf, name, "bn"));
 }
@@ -386,8 +392,9 @@ static int cell_build(nas_snet *net, const nas_arch *a, int reduction, int reduc
     return nas_snet_concat(net, DARTS_NODES, states + 2);
 }
 
-/* DARTS AuxiliaryHeadCIFAR (assumes an 8x8 input): parameters only, see darts_build. */
+/* DARTS AuxiliaryHeadCIFAR (assumes an 8x8 input) as the netlist's auxiliary branch. */
 static void aux_head(nas_snet *net, int x, int classes) {
+    nas_snet_aux_begin(net);
     x = nas_snet_act(net, x, NAS_ACT_RELU);
     x = nas_snet_avg_pool(net, x, 5, 3, 0, 0);
     x = nas_snet_conv_bn(net, x, 128, 1, 1, 1, NAS_ACT_RELU, "auxiliary_head.0");
@@ -396,13 +403,13 @@ static void aux_head(nas_snet *net, int x, int classes) {
                                                                  "auxiliary_head.1", "conv"));
     x = nas_snet_bn(net, x, 1, "auxiliary_head.1.bn");
     x = nas_snet_act(net, x, NAS_ACT_RELU);
-    (void)nas_snet_linear(net, x, classes, "auxiliary_head.classifier");
+    nas_snet_aux_end(net, nas_snet_linear(net, x, classes, "auxiliary_head.classifier"));
 }
 
 static void darts_describe(const nas_space *s, const nas_arch *a, const nas_build_opts *o,
                         nas_snet *net, nas_model_shape *shape_out) {
     (void)s;
-        nas_model_shape shape = o->shape;
+    nas_model_shape shape = o->shape;
     shape.in_c = shape.in_c ? shape.in_c : 3;
     shape.in_h = shape.in_h ? shape.in_h : 32;
     shape.in_w = shape.in_w ? shape.in_w : shape.in_h;
@@ -433,8 +440,8 @@ static void darts_describe(const nas_space *s, const nas_arch *a, const nas_buil
     }
     int logits_in = s1;
     if (o->aux_head && aux_in >= 0) {
-        /* TODO(#4): the model has one output, so the auxiliary logits are not returned yet; the
-         * head's parameters exist (counted, trainable) and the main head is recorded last. */
+        /* recorded in training mode only, returned by nas_model_aux_logits; the main head is
+         * recorded last (the model's output) */
         aux_head(net, aux_in, shape.classes);
     }
     x = nas_snet_gap(net, logits_in);

@@ -4,12 +4,16 @@
  * while building, so a bad template fails at build time with the node that does not fit. */
 #include "spaces_int.h"
 
+#include <math.h>
 #include <stdio.h>
 
 typedef struct snet_impl {
     nas_snode *nodes;
     int n, cap;
     nas_tensor **t; /* per-node outputs during one forward (reused) */
+    int aux_out;    /* node of the auxiliary logits, -1 when none */
+    nas_tensor *aux; /* the auxiliary logits the latest forward recorded (into aux_graph) */
+    const nas_graph *aux_graph;
 } snet_impl;
 
 nas_status nas_snet_init(nas_snet *net, nas_ctx *ctx, const char *kind) {
@@ -18,6 +22,7 @@ nas_status nas_snet_init(nas_snet *net, nas_ctx *ctx, const char *kind) {
     net->kind = kind;
     net->params = nas_params_new(ctx);
     net->status = net->params != NULL ? NAS_OK : NAS_ERR_NOMEM;
+    net->aux_out = -1;
     return net->status;
 }
 
@@ -26,6 +31,7 @@ void nas_snet_init_count(nas_snet *net, nas_ctx *ctx) {
     net->ctx = ctx;
     net->kind = "count";
     net->count_only = 1;
+    net->aux_out = -1;
 }
 
 void nas_snet_deinit(nas_snet *net) {
@@ -59,6 +65,10 @@ static int append(nas_snet *net, nas_snode_kind kind, int n_in, const int *xs) {
         if (xs[i] < 0 || xs[i] >= net->n) {
             return fail(net, NAS_ERR_ARG, "network node input %d is not a node", xs[i]);
         }
+        if (net->nodes[xs[i]].aux && !net->in_aux) {
+            return fail(net, NAS_ERR_ARG, "network node reads node %d of the auxiliary branch",
+                        xs[i]);
+        }
     }
     if (net->n >= 1000000) {
         return fail(net, NAS_ERR_UNSUPPORTED, "network of more than 1,000,000 nodes");
@@ -76,6 +86,7 @@ static int append(nas_snet *net, nas_snode_kind kind, int n_in, const int *xs) {
     nas_snode *n = &net->nodes[net->n];
     memset(n, 0, sizeof(*n));
     n->kind = kind;
+    n->aux = net->in_aux;
     n->n_in = n_in;
     for (int i = 0; i < n_in; i++) {
         n->in[i] = xs[i];
@@ -441,7 +452,118 @@ int nas_snet_se(nas_snet *net, int x, int mid, nas_act gate, const char *name) {
     return nas_snet_mul(net, x, y);
 }
 
+/* One C -> C projection with bias, initialised as torch.nn.MultiheadAttention's (weights
+ * U(-1/sqrt(C), 1/sqrt(C)), biases zero). */
+static int attention_proj(nas_snet *net, int C, const char *name, const char *which,
+                          nas_linear_block *blk) {
+    char buf[256], full[200];
+    const int64_t w[2] = {C, C}, b = C;
+    nas_nn_name(full, sizeof full, name, which);
+    nas_status st = nas_params_add(net->params, nas_nn_name(buf, sizeof buf, full, "weight"), 2, w,
+                                   NAS_INIT_TORCH_DEFAULT, NAS_PARAM_TRAINABLE, 0, &blk->w);
+    if (st == NAS_OK) {
+        st = nas_params_add(net->params, nas_nn_name(buf, sizeof buf, full, "bias"), 1, &b,
+                            NAS_INIT_ZEROS, NAS_PARAM_TRAINABLE, 0, &blk->b);
+    }
+    return check_st(net, st);
+}
+
+int nas_snet_attention(nas_snet *net, int x, int heads, const char *name) {
+    const int i = append(net, NAS_SN_ATTENTION, 1, &x);
+    if (i < 0) {
+        return -1;
+    }
+    nas_snode *n = &net->nodes[i];
+    const int C = n->c;
+    if (n->flat || heads < 1 || C % heads != 0) {
+        return fail(net, NAS_ERR_SHAPE, "%s: attention with %d heads on [%d, %d, %d]%s (heads "
+                    "must divide the channels)", name, heads, n->c, n->h, n->w,
+                    n->flat ? " flattened" : "");
+    }
+    n->heads = heads;
+    const int64_t L = (int64_t)n->h * n->w;
+    if (net->count_only) {
+        if (!count_add(&net->n_params, 4, C, C, 4 * (int64_t)C) ||
+            !count_add(&net->macs, 4 * L, C, C, 0) || !count_add(&net->macs, 2 * L, L, C, 0)) {
+            return fail(net, NAS_ERR_UNSUPPORTED, "%s: network too large to count", name);
+        }
+        return i;
+    }
+    if (!attention_proj(net, C, name, "q_proj", &n->q) ||
+        !attention_proj(net, C, name, "k_proj", &n->kp) ||
+        !attention_proj(net, C, name, "v_proj", &n->v) ||
+        !attention_proj(net, C, name, "out_proj", &n->lin)) {
+        return -1;
+    }
+    return i;
+}
+
+int nas_snet_crop(nas_snet *net, int x, int top, int left, int h, int w) {
+    const int i = append(net, NAS_SN_CROP, 1, &x);
+    if (i < 0) {
+        return -1;
+    }
+    nas_snode *n = &net->nodes[i];
+    if (n->flat || h < 1 || w < 1) {
+        return fail(net, NAS_ERR_SHAPE, "crop of %dx%d from [%d, %d, %d]", h, w, n->c, n->h,
+                    n->w);
+    }
+    n->top = top;
+    n->left = left;
+    n->h = h;
+    n->w = w;
+    return i;
+}
+
+void nas_snet_aux_begin(nas_snet *net) {
+    net->in_aux = 1;
+    net->macs_before_aux = net->macs;
+}
+
+void nas_snet_aux_end(nas_snet *net, int logits) {
+    net->in_aux = 0;
+    net->macs = net->macs_before_aux;
+    if (net->status == NAS_OK && (logits < 0 || !net->nodes[logits].aux ||
+                                  !net->nodes[logits].flat)) {
+        fail(net, NAS_ERR_ARG, "the auxiliary branch does not end in flat logits");
+        return;
+    }
+    net->aux_out = logits;
+}
+
 /* ------------------------------------------------------------------------ the model */
+
+/* Tokens [N * L, C] -> heads [N, heads, L, C / heads] (a projection's output split). */
+static nas_tensor *split_heads(nas_graph *g, nas_tensor *t, int64_t N, int64_t L, int heads,
+                               int64_t d) {
+    static const int perm[4] = {0, 2, 1, 3};
+    const int64_t shape[4] = {N, L, heads, d};
+    return nas_permute(g, nas_reshape(g, t, 4, shape), perm);
+}
+
+/* See nas_snet_attention: x [N, C, H, W] -> x + attention, in the layout of PyTorch's
+ * MultiheadAttention(batch_first=True) on tokens t[n, l, c] = x[n, c, l] (l = h W + w). */
+static nas_tensor *attention_forward(nas_graph *g, nas_params *p, const nas_snode *n,
+                                     nas_tensor *x) {
+    if (x == NULL) {
+        return NULL;
+    }
+    static const int swap12[3] = {0, 2, 1};
+    static const int merge[4] = {0, 2, 1, 3};
+    const int64_t N = nas_tensor_dim(x, 0), C = n->c, L = (int64_t)n->h * n->w;
+    const int64_t d = C / n->heads;
+    const int64_t ncl[3] = {N, C, L}, tok[2] = {N * L, C}, nlc[3] = {N, L, C};
+    const int64_t nchw[4] = {N, C, n->h, n->w};
+    nas_tensor *t = nas_reshape(g, nas_permute(g, nas_reshape(g, x, 3, ncl), swap12), 2, tok);
+    nas_tensor *q = split_heads(g, nas_nn_linear_forward(g, p, &n->q, t), N, L, n->heads, d);
+    nas_tensor *k = split_heads(g, nas_nn_linear_forward(g, p, &n->kp, t), N, L, n->heads, d);
+    nas_tensor *v = split_heads(g, nas_nn_linear_forward(g, p, &n->v, t), N, L, n->heads, d);
+    nas_tensor *a = nas_softmax(g, nas_matmul(g, q, k, 0, 1, (float)(1.0 / sqrt((double)d))));
+    nas_tensor *o = nas_reshape(g, nas_permute(g, nas_matmul(g, a, v, 0, 0, 1.0f), merge), 2, tok);
+    o = nas_reshape(g, nas_nn_linear_forward(g, p, &n->lin, o), 3, nlc);
+    o = nas_reshape(g, nas_permute(g, o, swap12), 4, nchw);
+    return nas_add(g, x, o);
+}
 
 static nas_tensor *node_forward(nas_graph *g, nas_params *p, const nas_snode *n,
                                 nas_tensor *const *t, nas_tensor *x) {
@@ -474,14 +596,25 @@ static nas_tensor *node_forward(nas_graph *g, nas_params *p, const nas_snode *n,
         case NAS_SN_PAD_CHANNELS: return nas_pad_channels(g, a, n->c);
         case NAS_SN_DROPOUT: return nas_dropout(g, a, n->p);
         case NAS_SN_LINEAR: return nas_nn_linear_forward(g, p, &n->lin, a);
+        case NAS_SN_ATTENTION: return attention_forward(g, p, n, a);
+        case NAS_SN_CROP: return nas_crop(g, a, n->top, n->left, n->h, n->w);
         case NAS_SN_COUNT: break;
     }
     return nas_graph_fail(g, NAS_ERR_ARG, "unknown network node kind %d", (int)n->kind);
 }
 
+/* The auxiliary branch is recorded in training mode only (DARTS: `if self._auxiliary and
+ * self.training`); its output is kept for nas_model_aux_logits. */
 static nas_tensor *snet_forward(void *impl, nas_graph *g, nas_params *p, nas_tensor *x) {
     snet_impl *m = impl;
+    const int training = nas_graph_training(g);
+    m->aux = NULL;
+    m->aux_graph = g;
     for (int i = 0; i < m->n; i++) {
+        if (m->nodes[i].aux && !training) {
+            m->t[i] = NULL;
+            continue;
+        }
         m->t[i] = node_forward(g, p, &m->nodes[i], m->t, x);
         if (m->t[i] == NULL) {
             if (nas_graph_status(g) == NAS_OK) {
@@ -491,7 +624,15 @@ static nas_tensor *snet_forward(void *impl, nas_graph *g, nas_params *p, nas_ten
             return NULL;
         }
     }
+    if (m->aux_out >= 0 && training) {
+        m->aux = m->t[m->aux_out];
+    }
     return m->n > 0 ? m->t[m->n - 1] : NULL;
+}
+
+static nas_tensor *snet_aux_logits(void *impl, const nas_graph *g) {
+    const snet_impl *m = impl;
+    return m->aux_graph == g ? m->aux : NULL;
 }
 
 static void snet_free(nas_ctx *ctx, void *impl) {
@@ -506,8 +647,8 @@ static void snet_free(nas_ctx *ctx, void *impl) {
 
 /* One vtable per model kind so nas_model_kind names the space. */
 #define SNET_VT(name)                                                                              \
-    static const nas_model_vt snet_vt_##name = {.kind = #name, .forward = snet_forward,             \
-                                                .free = snet_free};
+    static const nas_model_vt snet_vt_##name = {                                                   \
+        .kind = #name, .forward = snet_forward, .free = snet_free, .aux_logits = snet_aux_logits};
 SNET_VT(nb201)
 SNET_VT(darts)
 SNET_VT(mbnet)
@@ -556,6 +697,7 @@ nas_status nas_snet_model(nas_snet *net, nas_model_shape shape, nas_model **out)
     m->nodes = net->nodes;
     m->n = net->n;
     m->cap = net->cap;
+    m->aux_out = net->aux_out;
     nas_params *params = net->params;
     const char *kind = net->kind;
     memset(net, 0, sizeof(*net));

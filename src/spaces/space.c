@@ -301,10 +301,10 @@ nas_status nas_space_enumerate(const nas_space *s, int64_t index, nas_arch *out)
                         "space %s: enumeration is only for spaces whose every decision matters",
                         s->name);
     }
-    const int64_t size = product_size(s);
-    if (size < 0 || index < 0 || index >= size) {
+    const int64_t size = product_size(s); /* -1: over INT64_MAX, so every index >= 0 exists */
+    if (index < 0 || (size >= 0 && index >= size)) {
         return nas_fail(s->ctx, NAS_ERR_ARG, "space %s: index %lld outside 0..%lld", s->name,
-                        (long long)index, (long long)size - 1);
+                        (long long)index, (long long)(size >= 0 ? size - 1 : INT64_MAX));
     }
     memset(out, 0, sizeof(*out));
     out->n = s->n_dec;
@@ -485,7 +485,8 @@ void nas_space_features(const nas_space *s, const nas_arch *a, float *out) {
 static const char *dag_op_name(const nas_snode *n) {
     static const char *const kinds[NAS_SN_COUNT] = {
         "input", "conv", "bn", "act", "max_pool", "avg_pool", "global_avg_pool", "flatten",
-        "sum", "concat", "mul", "zero", "channel_shuffle", "pad_channels", "dropout", "linear"};
+        "sum", "concat", "mul", "zero", "channel_shuffle", "pad_channels", "dropout", "linear",
+        "attention", "crop"};
     static const char *const acts[] = {"identity", "relu", "relu6", "hswish", "hsigmoid",
                                        "sigmoid", "swish", "tanh"};
     if (n->kind == NAS_SN_ACT && (int)n->act >= 0 && (int)n->act < 8) {

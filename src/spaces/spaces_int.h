@@ -105,6 +105,8 @@ typedef enum nas_snode_kind {
     NAS_SN_PAD_CHANNELS,
     NAS_SN_DROPOUT,
     NAS_SN_LINEAR,
+    NAS_SN_ATTENTION, /* multi-head self-attention over the spatial positions, with residual */
+    NAS_SN_CROP,      /* spatial window with zero fill (nas_crop) */
     NAS_SN_COUNT
 } nas_snode_kind;
 
@@ -118,8 +120,12 @@ typedef struct nas_snode {
     nas_conv_block conv;
     nas_bn_block bn;
     nas_linear_block lin;
+    nas_linear_block q, kp, v; /* attention: q, k, v projections (lin is the output one) */
     nas_act act;
     int k, stride, pad, count_pad, groups;
+    int heads;     /* attention */
+    int top, left; /* crop */
+    int aux;       /* 1: part of the auxiliary branch (recorded in training mode only) */
     float p;
 } nas_snode;
 
@@ -135,6 +141,9 @@ struct nas_snet {
      * counting thousands of networks costs no memory traffic. */
     int count_only;
     int64_t n_params, macs;
+    /* The auxiliary branch being built (nas_snet_aux_begin/end) and its output (-1: none). */
+    int in_aux, aux_out;
+    int64_t macs_before_aux;
 };
 
 nas_status nas_snet_init(nas_snet *net, nas_ctx *ctx, const char *kind);
@@ -167,6 +176,21 @@ int nas_snet_shuffle(nas_snet *net, int x, int groups);
 int nas_snet_pad_channels(nas_snet *net, int x, int cout);
 int nas_snet_dropout(nas_snet *net, int x, float p);
 int nas_snet_linear(nas_snet *net, int x, int out, const char *name);
+/* Multi-head self-attention over the H*W positions of x [C, H, W] with a residual, as
+ *   t = x viewed as tokens [N, HW, C];  y = x + (MultiheadAttention(t, t, t) viewed as [N, C, H, W])
+ * with torch.nn.MultiheadAttention(C, heads, batch_first=True) semantics: q, k, v and output
+ * projections C -> C with bias, heads of C / heads channels, softmax(q k^T / sqrt(C / heads)) v,
+ * no dropout, no normalisation. Parameters NAME.{q,k,v,out}_proj.{weight,bias}. Counted MACs:
+ * the four projections (4 HW C^2) and both attention products q k^T and attn v (2 (HW)^2 C). */
+int nas_snet_attention(nas_snet *net, int x, int heads, const char *name);
+/* Spatial window [C, h, w] of x at (top, left), zero outside x (nas_crop). */
+int nas_snet_crop(nas_snet *net, int x, int top, int left, int h, int w);
+/* Nodes appended between begin and end form an auxiliary branch (DARTS's auxiliary tower):
+ * nothing outside it may read them, they are recorded only into graphs in training mode, their
+ * parameters count and their MACs do not (MACs are the inference cost of one image). `logits`
+ * (flat [classes]) is the branch's output, what nas_model_aux_logits returns. */
+void nas_snet_aux_begin(nas_snet *net);
+void nas_snet_aux_end(nas_snet *net, int logits);
 /* conv (no bias) + BN (+ activation unless NAS_ACT_NONE): the usual unit. */
 int nas_snet_conv_bn(nas_snet *net, int x, int cout, int k, int stride, int groups, nas_act act,
                      const char *name);

@@ -21,6 +21,9 @@
  *   se          ratio (0.25), gate ("sigmoid")
  *   pool        type* ("max" or "avg"), kernel (3), stride (2)
  *   skip        (nothing: the identity)
+ *   attention   heads*: multi-head self-attention over the H*W positions with a residual,
+ *               x + MHA(x as tokens [N, HW, C]) as torch.nn.MultiheadAttention(C, heads,
+ *               batch_first=True); heads must divide the channels (nas_snet_attention)
  * Every block takes "repeat" (1; stride applies to the first copy) and "name".
  * Unknown keys and bad values are errors naming the key and its line in the file.
  *
@@ -801,8 +804,11 @@ static int build_block(ubuild *b, const json_t *blk, int x, int stride_override)
                    ? nas_snet_max_pool(net, x, k, s, (k - 1) / 2)
                    : nas_snet_avg_pool(net, x, k, s, (k - 1) / 2, 0);
     }
-    net->status = nas_fail(net->ctx, NAS_ERR_UNSUPPORTED,
-                           "%s: block \"%s\" is not implemented yet (no batched matmul op)", name,
+    if (strcmp(kind, "attention") == 0) {
+        return nas_snet_attention(net, x, inum(b, blk, "heads", 1),
+                                  nas_nn_name(buf, sizeof buf, name, "attn"));
+    }
+    net->status = nas_fail(net->ctx, NAS_ERR_UNSUPPORTED, "%s: block \"%s\" has no builder", name,
                            kind);
     return -1;
 }

@@ -83,6 +83,33 @@ static nas_status replay(nas_ctx *ctx, const nas_space *space, nas_strategy *str
     return NAS_OK;
 }
 
+/* The costs `what` of a complete trial from cm: memory and latency, params and MACs only where
+ * the evaluator gave none (its own count is of the network it really evaluated). A cost that
+ * cannot be computed (a table without the row, a space that cannot build) stays NAN. */
+static void add_costs(nas_ctx *ctx, nas_cost_model *cm, unsigned what, nas_trial *t) {
+    if (cm == NULL || what == 0 || t->state != NAS_TRIAL_COMPLETE) {
+        return;
+    }
+    const unsigned want = what & ((isnan(t->params) ? NAS_COST_PARAMS : 0u) |
+                                  (isnan(t->macs) ? NAS_COST_MACS : 0u) | NAS_COST_MEMORY |
+                                  NAS_COST_LATENCY);
+    for (unsigned bit = 1; bit <= NAS_COST_LATENCY; bit <<= 1) {
+        nas_cost c;
+        if ((want & bit) == 0) {
+            continue;
+        }
+        /* One cost at a time, so a missing latency row does not lose the others. */
+        if (nas_cost_eval(cm, &t->arch, bit, &c) != NAS_OK) {
+            nas_clear_error(ctx);
+            continue;
+        }
+        t->params = bit == NAS_COST_PARAMS ? c.params : t->params;
+        t->macs = bit == NAS_COST_MACS ? c.macs : t->macs;
+        t->memory = bit == NAS_COST_MEMORY ? c.memory : t->memory;
+        t->latency_ms = bit == NAS_COST_LATENCY ? c.latency_ms : t->latency_ms;
+    }
+}
+
 /* Evaluate (or reuse) one proposal into t. */
 static void evaluate(nas_ctx *ctx, nas_evaluator *eval, const nas_trial *trials, int64_t n,
                      nas_trial *t) {
@@ -110,10 +137,11 @@ static void evaluate(nas_ctx *ctx, nas_evaluator *eval, const nas_trial *trials,
         t->test = r.test;
         t->params = r.params;
         t->macs = r.macs;
+        t->memory = t->latency_ms = NAN;
         t->error[0] = '\0';
     } else {
         t->state = NAS_TRIAL_FAILED;
-        t->reward = t->test = t->params = t->macs = NAN;
+        t->reward = t->test = t->params = t->macs = t->memory = t->latency_ms = NAN;
         snprintf(t->error, sizeof(t->error), "%s: %s", nas_status_name(st), nas_errmsg(ctx));
         nas_clear_error(ctx);
     }
@@ -122,6 +150,14 @@ static void evaluate(nas_ctx *ctx, nas_evaluator *eval, const nas_trial *trials,
 nas_status nas_search_run(nas_ctx *ctx, const nas_space *space, nas_strategy *strategy,
                           nas_evaluator *eval, nas_store *store, int64_t study,
                           const nas_search_opts *opts, nas_trial **trials_out, int64_t *n_out) {
+    return nas_search_run_costs(ctx, space, strategy, eval, store, study, opts, NULL, 0,
+                                trials_out, n_out);
+}
+
+nas_status nas_search_run_costs(nas_ctx *ctx, const nas_space *space, nas_strategy *strategy,
+                                nas_evaluator *eval, nas_store *store, int64_t study,
+                                const nas_search_opts *opts, nas_cost_model *cm, unsigned what,
+                                nas_trial **trials_out, int64_t *n_out) {
     NAS_CHECK_ARG(ctx, space != NULL && strategy != NULL && eval != NULL && opts != NULL &&
                            trials_out != NULL && n_out != NULL && opts->queries >= 0);
     *trials_out = NULL;
@@ -156,6 +192,9 @@ nas_status nas_search_run(nas_ctx *ctx, const nas_space *space, nas_strategy *st
         }
         t->hash = nas_space_hash(space, &t->arch);
         evaluate(ctx, eval, trials, n, t);
+        if (!t->cached) {
+            add_costs(ctx, cm, what, t);
+        }
         if (store != NULL) {
             char text[NAS_ARCH_TEXT_MAX];
             st = nas_space_encode(space, &t->arch, text, sizeof(text));

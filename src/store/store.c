@@ -4,10 +4,14 @@
  * killed at any moment loses at most the trial in flight, and (study, number) is the primary key
  * so no trial can be stored twice.
  *
- * Schema (version 1):
+ * Schema (version 2):
  *   studies(id, space, strategy, evaluator, seed, config, created)
  *   trials(study, number, arch, choices, hash, state, cached, reward, test, params, macs,
- *          eval_s, finished, error)  -- choices: int32 little-endian blob, one per decision */
+ *          eval_s, finished, error, memory, latency_ms)
+ *   -- choices: int32 little-endian blob, one per decision
+ * Version 1 files (no memory, latency_ms) are migrated on open by ALTER TABLE ADD COLUMN inside
+ * one immediate transaction (a second process opening the same old file waits, then finds the
+ * columns); their old trials read back with NAN costs, and the file gets PRAGMA user_version 2. */
 #include "core/core_int.h"
 
 #include <math.h>
@@ -31,7 +35,9 @@ static const char *const schema =
     " study INTEGER NOT NULL REFERENCES studies(id), number INTEGER NOT NULL, arch TEXT NOT NULL,"
     " choices BLOB NOT NULL, hash INTEGER NOT NULL, state TEXT NOT NULL, cached INTEGER NOT NULL,"
     " reward REAL, test REAL, params REAL, macs REAL, eval_s REAL, finished REAL, error TEXT,"
-    " PRIMARY KEY(study, number));";
+    " memory REAL, latency_ms REAL, PRIMARY KEY(study, number));";
+
+#define SCHEMA_VERSION 2
 
 static double unix_now(void) {
     struct timeval tv;
@@ -57,6 +63,54 @@ static int exec_retry(sqlite3 *db, const char *sql) {
         nanosleep(&ts, NULL);
     }
     return rc;
+}
+
+/* Does table trials have column `name`? -1 on an SQLite error. */
+static int has_column(sqlite3 *db, const char *name) {
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db, "PRAGMA table_info(trials)", -1, &q, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    int found = 0, rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const unsigned char *col = sqlite3_column_text(q, 1);
+        found |= col != NULL && strcmp((const char *)col, name) == 0;
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? found : -1;
+}
+
+/* Bring a version-1 file to version 2 (the costs columns). The check is repeated inside the
+ * write transaction so two processes migrating at once add each column once. */
+static nas_status migrate(nas_store *st) {
+    const int have = has_column(st->db, "latency_ms");
+    if (have == 1) {
+        return NAS_OK;
+    }
+    if (have < 0 || exec_retry(st->db, "BEGIN IMMEDIATE;") != SQLITE_OK) {
+        return db_fail(st, "checking the schema version");
+    }
+    int rc = SQLITE_OK;
+    if (has_column(st->db, "memory") == 0) {
+        rc = sqlite3_exec(st->db, "ALTER TABLE trials ADD COLUMN memory REAL;", NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK && has_column(st->db, "latency_ms") == 0) {
+        rc = sqlite3_exec(st->db, "ALTER TABLE trials ADD COLUMN latency_ms REAL;", NULL, NULL,
+                          NULL);
+    }
+    if (rc == SQLITE_OK) {
+        char sql[64];
+        snprintf(sql, sizeof(sql), "PRAGMA user_version=%d;", SCHEMA_VERSION);
+        rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        const nas_status s = db_fail(st, "migrating the schema to version 2 (costs columns)");
+        sqlite3_exec(st->db, "ROLLBACK;", NULL, NULL, NULL);
+        return s;
+    }
+    return exec_retry(st->db, "COMMIT;") == SQLITE_OK
+               ? NAS_OK
+               : db_fail(st, "committing the schema migration");
 }
 
 nas_status nas_store_open(nas_ctx *ctx, const char *path, nas_store **out) {
@@ -85,6 +139,8 @@ nas_status nas_store_open(nas_ctx *ctx, const char *path, nas_store **out) {
         } else if (exec_retry(st->db, "PRAGMA synchronous=NORMAL;") != SQLITE_OK ||
                    exec_retry(st->db, schema) != SQLITE_OK) {
             s = db_fail(st, "creating the schema (is it an SQLite file?)");
+        } else {
+            s = migrate(st);
         }
     }
     if (s != NAS_OK) {
@@ -177,8 +233,9 @@ nas_status nas_store_trial_add(nas_store *st, int64_t study, const nas_trial *t,
                                t->arch.n <= NAS_ARCH_MAX_DECISIONS);
     sqlite3_stmt *q = NULL;
     nas_status s = prepare(st, "INSERT INTO trials(study, number, arch, choices, hash, state, "
-                               "cached, reward, test, params, macs, eval_s, finished, error) "
-                               "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &q);
+                               "cached, reward, test, params, macs, eval_s, finished, error, "
+                               "memory, latency_ms) "
+                               "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &q);
     if (s == NAS_OK) {
         sqlite3_bind_int64(q, 1, study);
         sqlite3_bind_int64(q, 2, t->number);
@@ -196,6 +253,8 @@ nas_status nas_store_trial_add(nas_store *st, int64_t study, const nas_trial *t,
         bind_real(q, 12, t->eval_s);
         bind_real(q, 13, t->finished_at);
         sqlite3_bind_text(q, 14, t->error, -1, SQLITE_TRANSIENT);
+        bind_real(q, 15, t->memory);
+        bind_real(q, 16, t->latency_ms);
         const int rc = sqlite3_step(q);
         if (rc == SQLITE_CONSTRAINT) {
             s = nas_fail(st->ctx, NAS_ERR_STATE, "store %s: study %lld already has trial %lld "
@@ -225,7 +284,8 @@ nas_status nas_store_trials(nas_store *st, int64_t study, nas_trial **out, int64
     *n = 0;
     sqlite3_stmt *q = NULL;
     nas_status s = prepare(st, "SELECT number, choices, hash, state, cached, reward, test, "
-                               "params, macs, eval_s, finished, error FROM trials WHERE study = ? "
+                               "params, macs, eval_s, finished, error, memory, latency_ms "
+                               "FROM trials WHERE study = ? "
                                "ORDER BY number", &q);
     int64_t cap = 0, count = 0;
     nas_trial *trials = NULL;
@@ -280,6 +340,8 @@ nas_status nas_store_trials(nas_store *st, int64_t study, nas_trial **out, int64
         t->finished_at = column_real(q, 10);
         const unsigned char *err = sqlite3_column_text(q, 11);
         snprintf(t->error, sizeof(t->error), "%s", err != NULL ? (const char *)err : "");
+        t->memory = column_real(q, 12);
+        t->latency_ms = column_real(q, 13);
         count++;
     }
     sqlite3_finalize(q);

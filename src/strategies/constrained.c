@@ -1,7 +1,8 @@
 /* constrained.c - budgets and the MnasNet objective for any strategy (SPEC 4, 6). The wrapper is
  * itself a strategy: its ask re-asks the inner strategy until a proposal meets the budget,
- * telling the inner strategy a failed result (NAN) for each infeasible one without evaluating it,
- * so infeasible architectures never reach the evaluator or the store. With the MnasNet objective
+ * telling the inner strategy about each infeasible one without evaluating it (its reject hook,
+ * else a failed result, NAN), so infeasible architectures never reach the evaluator or the
+ * store and cost no query. With the MnasNet objective
  * (Tan et al. 2019) the inner strategy is told ACC * (LAT / T)^w instead of the accuracy ACC.
  * Costs come from a nas_cost_model (memoised), so a re-proposed architecture costs nothing. */
 #include "strategies_int.h"
@@ -24,6 +25,18 @@ static nas_status constrained_init(nas_strategy *s) {
     return NAS_OK; /* state is attached by nas_strategy_constrain */
 }
 
+/* Tell the inner strategy that its proposal a was turned away: through its reject hook where
+ * it has one (evolution keeps its population to evaluated members), else as a failed result. */
+static nas_status reject(constrained_state *c, const nas_arch *a) {
+    if (c->o.silent_rejects) {
+        return NAS_OK;
+    }
+    if (c->inner->vt->reject != NULL) {
+        return c->inner->vt->reject(c->inner, a);
+    }
+    return nas_strategy_tell(c->inner, a, NAN);
+}
+
 static nas_status constrained_ask(nas_strategy *s, nas_arch *out) {
     constrained_state *c = s->impl;
     for (int64_t tries = 0; tries < c->o.max_rejects; tries++) {
@@ -40,7 +53,7 @@ static nas_status constrained_ask(nas_strategy *s, nas_arch *out) {
             return NAS_OK;
         }
         c->rejected++;
-        st = c->o.silent_rejects ? NAS_OK : nas_strategy_tell(c->inner, out, NAN);
+        st = reject(c, out);
         if (st != NAS_OK) {
             return st;
         }

@@ -20,6 +20,10 @@ typedef struct nas_strategy_vt {
     /* A result for an architecture asked before; reward is NAN for a failed evaluation. */
     nas_status (*tell)(nas_strategy *s, const nas_arch *a, double reward);
     void (*free)(nas_strategy *s); /* frees s->impl; called even after a failed init */
+    /* Optional: a proposal turned away unevaluated (infeasible under a budget, checked before
+     * any query). Strategies that keep a population (re) leave it out of it; those that must
+     * close a pending proposal (ls, bo) can leave this NULL: the wrapper then tells NAN. */
+    nas_status (*reject)(nas_strategy *s, const nas_arch *a);
 } nas_strategy_vt;
 
 struct nas_strategy {
