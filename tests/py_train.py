@@ -190,6 +190,7 @@ def test_aux_head(tmp):
     if r.returncode == 0:
         res = json.load(open(f"{out}/result.json"))
         check(res.get("model", {}).get("aux_head") == 1, f"result.json records aux_head: {res.get('model')}")
+        check(res["model"].get("arch", "").startswith("Genotype("), f"--arch default is recorded as its text: {res['model'].get('arch')}")
         w = read_checkpoint(f"{out}/checkpoint.bin")
         heads = [k for k in w if k.startswith("auxiliary_head")]
         check(len(heads) >= 4 and all(np.isfinite(w[k]).all() for k in heads),

@@ -58,6 +58,7 @@ typedef struct train_opts {
     const char *dataset, *data_dir;
     int threads, json, tty;
     double last_draw;
+    char arch_text[8192]; /* --arch default resolved to the architecture's own text */
 } train_opts;
 
 static int parse_double(const char *flag, const char *s, double lo, double hi, double *out) {
@@ -368,6 +369,28 @@ static void print_result(const train_opts *o, const nas_train_result *r) {
            r->train_seconds, (long long)r->params, o->cfg.out_dir);
 }
 
+/* `--arch default` names the space's default architecture: record its own text (in result.json
+ * and the checkpoint) so the run says what it trained. */
+static nas_status resolve_default_arch(nas_ctx *ctx, train_opts *o) {
+    if (o->desc.arch == NULL || strcmp(o->desc.arch, "default") != 0) {
+        return NAS_OK;
+    }
+    nas_space *s = NULL;
+    nas_arch a;
+    nas_status st = nas_space_open(ctx, o->desc.space, &s);
+    if (st == NAS_OK) {
+        st = nas_space_decode(ctx, s, "default", &a);
+    }
+    if (st == NAS_OK) {
+        st = nas_space_encode(s, &a, o->arch_text, sizeof o->arch_text);
+    }
+    nas_space_free(s);
+    if (st == NAS_OK) {
+        o->desc.arch = o->arch_text;
+    }
+    return st;
+}
+
 int cmd_train(int argc, char **argv) {
     train_opts o;
     memset(&o, 0, sizeof(o));
@@ -386,7 +409,10 @@ int cmd_train(int argc, char **argv) {
     nas_dataset *train = NULL, *test = NULL;
     nas_model *m = NULL;
     int rc = 0;
-    nas_status st = nas_dataset_open(ctx, o.dataset, o.data_dir, 0, &train);
+    nas_status st = resolve_default_arch(ctx, &o);
+    if (st == NAS_OK) {
+        st = nas_dataset_open(ctx, o.dataset, o.data_dir, 0, &train);
+    }
     if (st == NAS_OK) {
         st = nas_dataset_open(ctx, o.dataset, o.data_dir, 1, &test);
     }
