@@ -288,6 +288,43 @@ static float *align64(float *p) {
     return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
 }
 
+/* The image loop of the forward and input-gradient convolutions: each thread takes its share of
+ * the N images, pads the image's f->C planes of `in` into its own X, correlates them with the
+ * packed weights wpk (Cout_b rounded outputs) into Y, and moves the Cout valid planes of
+ * f->OH x f->OW into `out`: written with the bias added (accumulate = 0, bias may be NULL) or
+ * added to what is there (accumulate = 1). */
+static void flat_conv_images(const flat_geom *f, int64_t N, const float *in, const float *wpk,
+                             int64_t Cout_b, int64_t Cout, const int64_t *off, float *base,
+                             int64_t per, const float *bias, int accumulate, float *out) {
+    const int64_t in_plane = f->H * f->W, out_plane = f->OH * f->OW;
+    NAS_OMP_PARALLEL
+    {
+        const int tid = nas_thread_id(), nt = nas_thread_count();
+        int64_t n0, n1;
+        thread_range(N, tid, nt, &n0, &n1);
+        float *X = base + per * tid, *Y = X + f->C * f->S_in;
+        memset(X, 0, sizeof(float) * (size_t)(f->C * f->S_in));
+        for (int64_t n = n0; n < n1; n++) {
+            for (int64_t ci = 0; ci < f->C; ci++) {
+                fill_plane(f, X + ci * f->S_in, in + (n * f->C + ci) * in_plane);
+            }
+            flat_corr(f, X, wpk, Cout_b, off, Y);
+            for (int64_t o = 0; o < Cout; o++) {
+                float *dst = out + (n * Cout + o) * out_plane;
+                const float *src = Y + o * f->S_out;
+                for (int64_t i = 0; i < f->OH; i++) {
+                    if (accumulate) {
+                        row_acc(dst + i * f->OW, src + i * f->Wp, f->OW);
+                    } else {
+                        row_bias(dst + i * f->OW, src + i * f->Wp, f->OW,
+                                 bias != NULL ? bias[o] : 0.0f);
+                    }
+                }
+            }
+        }
+    }
+}
+
 void nas_conv_direct_forward(const nas_conv_geom *c, const float *x, const float *w,
                              const float *bias, float *y, float *scratch) {
     const flat_geom f = fwd_geom(c);
@@ -302,31 +339,10 @@ void nas_conv_direct_forward(const nas_conv_geom *c, const float *x, const float
         }
     }
     float *base = wpk + (nas_max_i64(Ob * C, round_ob(C) * O) * T + 15) / 16 * 16;
-    const int64_t per = fwd_thread_floats(c), OHW = c->OH * c->OW;
+    const int64_t per = fwd_thread_floats(c);
     int64_t off[49];
     tap_offsets(&f, off);
-    NAS_OMP_PARALLEL
-    {
-        const int tid = nas_thread_id(), nt = nas_thread_count();
-        int64_t n0, n1;
-        thread_range(c->N, tid, nt, &n0, &n1);
-        float *X = base + per * tid, *Y = X + C * f.S_in;
-        memset(X, 0, sizeof(float) * (size_t)(C * f.S_in));
-        for (int64_t n = n0; n < n1; n++) {
-            for (int64_t ci = 0; ci < C; ci++) {
-                fill_plane(&f, X + ci * f.S_in, x + (n * C + ci) * c->H * c->W);
-            }
-            flat_corr(&f, X, wpk, Ob, off, Y);
-            for (int64_t o = 0; o < O; o++) {
-                const float b0 = bias != NULL ? bias[o] : 0.0f;
-                float *yo = y + (n * O + o) * OHW;
-                const float *src = Y + o * f.S_out;
-                for (int64_t i = 0; i < c->OH; i++) {
-                    row_bias(yo + i * c->OW, src + i * f.Wp, c->OW, b0);
-                }
-            }
-        }
-    }
+    flat_conv_images(&f, c->N, x, wpk, Ob, O, off, base, per, bias, 0, y);
 }
 
 void nas_conv_direct_backward_data(const nas_conv_geom *c, const float *dy, const float *w,
@@ -344,30 +360,10 @@ void nas_conv_direct_backward_data(const nas_conv_geom *c, const float *dy, cons
         }
     }
     float *base = wpk + (nas_max_i64(round_ob(O) * C, Cb * O) * T + 15) / 16 * 16;
-    const int64_t per = bwd_thread_floats(c), HW = c->H * c->W;
+    const int64_t per = bwd_thread_floats(c);
     int64_t off[49];
     tap_offsets(&b, off);
-    NAS_OMP_PARALLEL
-    {
-        const int tid = nas_thread_id(), nt = nas_thread_count();
-        int64_t n0, n1;
-        thread_range(c->N, tid, nt, &n0, &n1);
-        float *D = base + per * tid, *Y = D + O * b.S_in;
-        memset(D, 0, sizeof(float) * (size_t)(O * b.S_in));
-        for (int64_t n = n0; n < n1; n++) {
-            for (int64_t o = 0; o < O; o++) {
-                fill_plane(&b, D + o * b.S_in, dy + (n * O + o) * c->OH * c->OW);
-            }
-            flat_corr(&b, D, wpk, Cb, off, Y);
-            for (int64_t ci = 0; ci < C; ci++) {
-                float *d = dx + (n * C + ci) * HW;
-                const float *src = Y + ci * b.S_out;
-                for (int64_t i = 0; i < c->H; i++) {
-                    row_acc(d + i * c->W, src + i * b.Wp, c->W);
-                }
-            }
-        }
-    }
+    flat_conv_images(&b, c->N, dy, wpk, Cb, C, off, base, per, NULL, 1, dx);
 }
 
 void nas_conv_direct_backward_weights(const nas_conv_geom *c, const float *x, const float *dy,
