@@ -149,6 +149,11 @@ NAS_API int nas_graph_training(const nas_graph *g);
 /* Gradients on (the default) keeps every activation for backward; off lets the planner reuse
  * activation memory once its last reader has run (inference, latency, counting). */
 NAS_API void nas_graph_set_grad_enabled(nas_graph *g, int enabled);
+/* Parameter gradients on (the default) or off: off, backward computes only the gradients that
+ * reach inputs made with nas_input_grad (and the activations between), skipping every weight
+ * gradient (a conv's backward-weights pass); the parameter grad block is left untouched. For
+ * estimators that read dL/dx or dL/d(activation) only (jacob_cov, fisher). */
+NAS_API void nas_graph_set_param_grads(nas_graph *g, int enabled);
 /* Seed for the graph's random ops (dropout); advanced every forward. */
 NAS_API void nas_graph_set_seed(nas_graph *g, uint64_t seed);
 NAS_API int64_t nas_graph_n_nodes(const nas_graph *g);

@@ -213,12 +213,21 @@ def main():
               f"{arch}: state_dict mismatch: missing {missing} unexpected {unexpected}")
         x = torch.from_numpy(np.fromfile(os.path.join(d, "x.f32"), dtype="<f4").reshape(8, 3, 32, 32).copy())
         y = torch.from_numpy(np.fromfile(os.path.join(d, "y.i32"), dtype="<i4").astype(np.int64))
+        # the proxies that need no weight gradient, asked for alone (their backward then skips
+        # every weight-gradient pass), must give the same scores
+        p = subprocess.run(cmd[:-3] + ["--proxy", "fisher,jacob_cov,nwot", "--json"], capture_output=True, text=True)
+        check(p.returncode == 0, f"{arch}: nascent (no weight gradients) rc {p.returncode}: {p.stderr}")
+        alone = json.loads(p.stdout) if p.returncode == 0 else {}
         for name, fn in PROXIES.items():
             want = fn(net, x, y)
-            got = ours[name]
-            rel = abs(got - want) / max(abs(want), 1e-30)
-            print(f"{ai} {name:10s} nascent {got:.10g} torch {want:.10g} rel {rel:.2e}")
-            check(rel <= TOL.get(name, REL_TOL), f"{arch}: {name}: nascent {got!r} torch {want!r} rel {rel:.3g}")
+            for how, scores in (("", ours), (" alone", alone)):
+                if name not in scores:
+                    continue
+                got = scores[name]
+                rel = abs(got - want) / max(abs(want), 1e-30)
+                print(f"{ai} {name + how:16s} nascent {got:.10g} torch {want:.10g} rel {rel:.2e}")
+                check(rel <= TOL.get(name, REL_TOL),
+                      f"{arch}: {name}{how}: nascent {got!r} torch {want!r} rel {rel:.3g}")
     print(f"RESULT py_proxies_torch passed={passed} failed={failed}")
     return 0 if failed == 0 else 1
 

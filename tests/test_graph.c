@@ -1,5 +1,5 @@
 /* test_graph.c - the graph machinery: building, planning, forward/backward on a small MLP against
- * a hand-written double-precision reference, sticky builder errors, arena reuse without
+ * a hand-written double-precision reference (and with parameter gradients off), sticky builder errors, arena reuse without
  * allocation in steady state, views, and the inference planner's memory reuse. */
 #include "check.h"
 #include "nascent.h"
@@ -61,6 +61,23 @@ static void test_mlp_grad(void) {
     for (int i = 0; i < N * F; i++) {
         CHECK(fabs(nas_tensor_grad(xin)[i] - ref_dx[i]) < 1e-5, "dx[%d]", i);
     }
+    /* parameter gradients off: the same dx, the parameters' grad block untouched */
+    float dx_on[35];
+    memcpy(dx_on, nas_tensor_grad(xin), sizeof dx_on);
+    for (int64_t i = 0; i < nas_params_total(P); i++) {
+        nas_params_grad(P)[i] = 7.0f;
+    }
+    nas_graph_set_param_grads(g, 0);
+    CHECK(nas_graph_forward(g) == NAS_OK, "forward without parameter gradients: %s", nas_errmsg(ctx));
+    CHECK(nas_graph_backward(g, loss) == NAS_OK, "backward without parameter gradients: %s",
+          nas_errmsg(ctx));
+    CHECK(memcmp(dx_on, nas_tensor_grad(xin), sizeof dx_on) == 0, "dx changes without parameter grads");
+    int64_t touched = 0;
+    for (int64_t i = 0; i < nas_params_total(P); i++) {
+        touched += nas_params_grad(P)[i] != 7.0f;
+    }
+    CHECK(touched == 0, "%lld parameter gradients written with parameter gradients off",
+          (long long)touched);
     nas_graph_free(g);
     nas_params_free(P);
     nas_ctx_free(ctx);

@@ -41,7 +41,7 @@ static void mark_nodes(nas_graph *g) {
         nas_node *n = nas_graph_node(g, i);
         n->last_use = i;
         if (n->op == NAS_OP_PARAM) {
-            n->requires_grad = g->grad_enabled &&
+            n->requires_grad = g->grad_enabled && g->param_grads &&
                                (n->params->entries[n->pid].flags & NAS_PARAM_BUFFER) == 0;
         } else if (n->op == NAS_OP_INPUT) {
             n->requires_grad = n->requires_grad && g->grad_enabled;

@@ -9,12 +9,14 @@
  * (the first shuffled batch of the training split, or Gaussian inputs and uniform labels with
  * --synthetic, the default), so scores are reproducible. A dataset whose images do not have the
  * network's input shape (Fashion-MNIST 1x28x28 into the 3x32x32 CIFAR networks) is zero-padded
- * (or centre-cropped) and its channels repeated. One workspace is reused for all architectures. */
+ * (or centre-cropped) and its channels repeated. One workspace is reused for all architectures.
+ * --out appends to a file an earlier run of the same command left (resume; see open_results). */
 #include "cli_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct proxy_opts {
     const char *space, *arch, *dataset, *data_dir, *out, *export_dir;
@@ -42,7 +44,9 @@ static void usage(FILE *out) {
             "  --repeat R                   single architecture: build and score R times and\n"
             "                               report the median seconds per architecture\n"
             "  --export DIR                 also write DIR/weights.nas, DIR/x.f32, DIR/y.i32\n"
-            "                               (single architecture; for the PyTorch check)\n");
+            "                               (single architecture; for the PyTorch check)\n"
+            "  --out FILE.csv               many architectures; a FILE an earlier run of the same\n"
+            "                               command left is resumed, not overwritten\n");
 }
 
 static int parse_mask(const char *s, uint32_t *mask) {
@@ -373,28 +377,129 @@ static int score_one(nas_ctx *ctx, const nas_space *s, nas_proxies *pr, const pr
     return 0;
 }
 
-static int score_many(nas_ctx *ctx, const nas_space *s, nas_proxies *pr, const proxy_opts *o,
-                      const batch_data *b) {
-    FILE *f = fopen(o->out, "w");
-    if (f == NULL) {
-        fprintf(stderr, "nascent proxies: cannot write %s: %s\n", o->out, strerror(errno));
-        return 1;
+/* The rows of an earlier run of the same command in the CSV file: complete lines only. */
+typedef struct done_rows {
+    char **lines; /* row i without its newline, i = 0 .. n - 1 */
+    int64_t n;
+} done_rows;
+
+static void done_rows_free(done_rows *d) {
+    for (int64_t i = 0; i < d->n; i++) {
+        free(d->lines[i]);
     }
-    fprintf(f, "index,arch");
-    for (int i = 0; i < NAS_PROXY_COUNT; i++) {
-        if (o->mask & (1u << i)) {
-            fprintf(f, ",%s", nas_proxy_name((nas_proxy)i));
+    free(d->lines);
+    d->lines = NULL;
+    d->n = 0;
+}
+
+/* Open the results file for appending. A new file gets the header; an existing one must have
+ * the same header (else exit code 2, the file untouched) and keeps its complete rows 0, 1, ...
+ * (an interrupted run's partial last line is cut off), which the loop then skips: a killed or
+ * extended run resumes instead of overwriting finished scores. */
+static int open_results(const char *path, const char *header, FILE **out, done_rows *d) {
+    *out = NULL;
+    FILE *f = fopen(path, "r+");
+    if (f == NULL && errno == ENOENT) {
+        f = fopen(path, "w");
+        if (f != NULL && fputs(header, f) >= 0 && fflush(f) == 0) {
+            *out = f;
+            return 0;
         }
     }
-    fprintf(f, ",seconds\n");
-    const int64_t n = o->all ? nas_space_size(s) : o->sample;
-    if (n < 0) {
-        fprintf(stderr, "nascent proxies: --all: the space is too large to enumerate\n");
+    if (f == NULL) {
+        fprintf(stderr, "nascent proxies: cannot write %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len = getline(&line, &cap, f);
+    if (len < 0 || strcmp(line, header) != 0) {
+        fprintf(stderr, "nascent proxies: %s exists with other columns than this run's (%.*s): "
+                "delete it or choose another --out\n", path, (int)strlen(header) - 1, header);
+        free(line);
         fclose(f);
         return 2;
     }
+    long keep = ftell(f);
+    while ((len = getline(&line, &cap, f)) > 0 && line[len - 1] == '\n') {
+        char *end = NULL;
+        const long long idx = strtoll(line, &end, 10);
+        if (end == line || *end != ',' || idx != d->n) {
+            break;
+        }
+        char **grown = realloc(d->lines, (size_t)(d->n + 1) * sizeof(char *));
+        if (grown == NULL) {
+            break;
+        }
+        d->lines = grown;
+        line[len - 1] = '\0';
+        d->lines[d->n++] = strdup(line);
+        keep = ftell(f);
+    }
+    free(line);
+    if (fflush(f) != 0 || ftruncate(fileno(f), keep) != 0 || fseek(f, keep, SEEK_SET) != 0) {
+        fprintf(stderr, "nascent proxies: cannot resume %s: %s\n", path, strerror(errno));
+        fclose(f);
+        return 1;
+    }
+    *out = f;
+    return 0;
+}
+
+/* "i,<arch as a CSV field>," - how row i of this run begins (malloc'd). */
+static char *row_prefix(int64_t i, const char *text) {
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *m = open_memstream(&buf, &size);
+    if (m == NULL) {
+        return NULL;
+    }
+    fprintf(m, "%lld,", (long long)i);
+    cli_csv_field(m, text);
+    fputc(',', m);
+    fclose(m);
+    return buf;
+}
+
+/* Row i of an earlier run must be this run's architecture i (same --seed, --sample / --all). */
+static int check_done_row(const char *path, const done_rows *d, int64_t i, const char *text) {
+    char *prefix = row_prefix(i, text);
+    const int same = prefix != NULL && strncmp(d->lines[i], prefix, strlen(prefix)) == 0;
+    free(prefix);
+    if (!same) {
+        fprintf(stderr, "nascent proxies: row %lld of %s is not this run's architecture %lld (%s); "
+                "was it written with another --seed, --sample or --all? Delete it or choose "
+                "another --out\n", (long long)i, path, (long long)i, text);
+        return 2;
+    }
+    return 0;
+}
+
+static int score_many(nas_ctx *ctx, const nas_space *s, nas_proxies *pr, const proxy_opts *o,
+                      const batch_data *b) {
+    char header[512];
+    int hl = snprintf(header, sizeof header, "index,arch");
+    for (int i = 0; i < NAS_PROXY_COUNT; i++) {
+        if (o->mask & (1u << i)) {
+            hl += snprintf(header + hl, sizeof header - (size_t)hl, ",%s", nas_proxy_name((nas_proxy)i));
+        }
+    }
+    snprintf(header + hl, sizeof header - (size_t)hl, ",seconds\n");
+    const int64_t n = o->all ? nas_space_size(s) : o->sample;
+    if (n < 0) {
+        fprintf(stderr, "nascent proxies: --all: the space is too large to enumerate\n");
+        return 2;
+    }
+    FILE *f = NULL;
+    done_rows done = {NULL, 0};
+    int rc = open_results(o->out, header, &f, &done);
+    if (rc != 0) {
+        return rc;
+    }
+    if (done.n > 0) {
+        fprintf(stderr, "proxies: %s has %lld rows already; resuming\n", o->out, (long long)done.n);
+    }
     nas_rng rng = nas_rng_make(o->seed, 1003);
-    int rc = 0;
     const double t_start = nas_now();
     for (int64_t i = 0; i < n && rc == 0; i++) {
         nas_arch a;
@@ -409,6 +514,10 @@ static int score_many(nas_ctx *ctx, const nas_space *s, nas_proxies *pr, const p
         }
         char text[NAS_ARCH_TEXT_MAX];
         nas_space_encode(s, &a, text, sizeof text);
+        if (i < done.n) {
+            rc = check_done_row(o->out, &done, i, text);
+            continue;
+        }
         nas_model *m = NULL;
         double scores[NAS_PROXY_COUNT] = {0};
         const double t0 = nas_now();
@@ -431,11 +540,13 @@ static int score_many(nas_ctx *ctx, const nas_space *s, nas_proxies *pr, const p
             }
         }
         fprintf(f, ",%.6f\n", secs);
+        fflush(f); /* a killed run keeps every finished row */
         if ((i + 1) % 500 == 0 && !o->json) {
             fprintf(stderr, "proxies: %lld/%lld architectures, %.1f s\n", (long long)(i + 1),
                     (long long)n, nas_now() - t_start);
         }
     }
+    done_rows_free(&done);
     if (fclose(f) != 0 && rc == 0) {
         fprintf(stderr, "nascent proxies: cannot write %s\n", o->out);
         rc = 1;

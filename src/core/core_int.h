@@ -76,5 +76,7 @@ static inline int64_t nas_max_i64(int64_t a, int64_t b) {
 
 /* Philox4x32-10 block: 4 random words from (key, counter). */
 void nas_philox4x32(uint64_t key, uint64_t counter_hi, uint64_t counter_lo, uint32_t out[4]);
+/* The blocks of counters first .. first + 7: out[w][j] = word w of block first + j. */
+void nas_philox4x32_x8(uint64_t key, uint64_t counter_hi, uint64_t first, uint32_t out[4][8]);
 
 #endif

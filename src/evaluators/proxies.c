@@ -118,7 +118,8 @@ static nas_status mark_weights(nas_proxies *pr, nas_params *p, const nas_graph *
 
 /* Record the batch-B training graph: input (with a gradient), logits, loss; run forward. */
 static nas_status record_train(nas_proxies *pr, nas_model *m, const float *x,
-                               const int32_t *labels, int64_t batch, nas_proxy_pass *ps) {
+                               const int32_t *labels, int64_t batch, uint32_t mask,
+                               nas_proxy_pass *ps) {
     nas_ctx *ctx = pr->ctx;
     const nas_model_shape sh = nas_model_get_shape(m);
     const int64_t per = (int64_t)sh.in_c * sh.in_h * sh.in_w;
@@ -139,6 +140,11 @@ static nas_status record_train(nas_proxies *pr, nas_model *m, const float *x,
     nas_graph_reset(g);
     nas_graph_set_training(g, 1);
     nas_graph_set_grad_enabled(g, 1);
+    /* jacob_cov, fisher and nwot read input and activation gradients only: without the weight
+     * gradients a conv's backward is one pass (data) instead of two (data and weights) */
+    const uint32_t param_users =
+        (1u << NAS_PROXY_GRAD_NORM) | (1u << NAS_PROXY_SNIP) | (1u << NAS_PROXY_GRASP);
+    nas_graph_set_param_grads(g, (mask & param_users) != 0);
     const int64_t shape[4] = {batch, sh.in_c, sh.in_h, sh.in_w};
     ps->m = m;
     ps->p = nas_model_params(m);
@@ -222,7 +228,7 @@ nas_status nas_proxies_score(nas_proxies *pr, nas_model *m, const float *x,
     if (needs_data) {
         nas_proxy_pass ps;
         memset(&ps, 0, sizeof ps);
-        st = record_train(pr, m, x, labels, batch, &ps);
+        st = record_train(pr, m, x, labels, batch, mask, &ps);
         unsigned char *w = NULL;
         if (st == NAS_OK) {
             st = mark_weights(pr, p, pr->g, &w);

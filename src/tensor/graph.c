@@ -15,6 +15,7 @@ nas_graph *nas_graph_new(nas_ctx *ctx) {
     }
     g->ctx = ctx;
     g->grad_enabled = 1;
+    g->param_grads = 1;
     return g;
 }
 
@@ -57,6 +58,13 @@ int nas_graph_training(const nas_graph *g) {
 void nas_graph_set_grad_enabled(nas_graph *g, int enabled) {
     if ((enabled != 0) != g->grad_enabled) {
         g->grad_enabled = enabled != 0;
+        g->planned = 0;
+    }
+}
+
+void nas_graph_set_param_grads(nas_graph *g, int enabled) {
+    if ((enabled != 0) != g->param_grads) {
+        g->param_grads = enabled != 0;
         g->planned = 0;
     }
 }

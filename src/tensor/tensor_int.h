@@ -44,6 +44,7 @@ struct nas_graph {
     nas_status status; /* the first builder error (sticky) */
     int training;
     int grad_enabled;
+    int param_grads; /* 0: parameters get no gradient (input gradients only; see nascent.h) */
     uint64_t seed;
     uint64_t step; /* forward passes since the seed was set (dropout streams) */
 
