@@ -1,7 +1,8 @@
 """py_spaces_torch.py - the spaces' networks against PyTorch with identical weights, through
 BUILD_DIR/tests/tool_spaces (one batch through the trainer's loss graph, dumped):
 
-  * the attention block of JSON spaces (x + MultiheadAttention(x as tokens), src/spaces/netlist.c)
+  * the attention block of JSON spaces (x + MultiheadAttention(x as tokens), src/spaces/netlist.c),
+    and synflow through it
     against torch.nn.MultiheadAttention(C, heads, batch_first=True): logits, loss and every
     parameter gradient, for heads 1, 2, 4, 8 on odd spatial sizes (5x3); params and MACs from
     `nascent info` against the torch model (MACs: conv and linear layers plus the attention
@@ -197,6 +198,34 @@ def test_attention():
                   % (heads, got["macs"], want_m))
 
 
+def test_attention_synflow():
+    """synflow through attention blocks (matmul, permute, softmax in our double pass, which forms the
+    weight gradients there: a softmax can give them either sign) against the reference definition
+    in float64: |params|, ones input, R = sum(logits), sum |W dR/dW| over the conv and linear
+    weights, the q/k/v projections (torch's in_proj_weight) counted as the linear layers they are."""
+    cin, H, W, C, K = 3, 4, 5, 8, 4
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "attn.json")
+        with open(path, "w") as f:
+            json.dump(attn_space(cin, H, W, C, K), f)
+        for heads in (1, 4):
+            dump = run_tool("--space", path, "--arch", "h=%d" % heads, "--seed", str(10 + heads),
+                            "--synflow")
+            ref = AttnRef(cin, C, (heads, 2), K).double()
+            load_attn(ref, dict(params_of(dump, "param:")))
+            with torch.no_grad():
+                for prm in ref.parameters():
+                    prm.abs_()
+            ref(torch.ones(1, cin, H, W, dtype=torch.float64)).sum().backward()
+            weights = [ref.conv.weight, ref.classifier.weight]
+            for mha in ref.mha:
+                weights += [mha.in_proj_weight, mha.out_proj.weight]
+            want = float(sum((w * w.grad).abs().sum() for w in weights))
+            got = float(dump["synflow"][0])
+            check(abs(got - want) < 1e-5 * want, "attention heads=%d: synflow %.9g, torch %.9g"
+                  % (heads, got, want))
+
+
 def test_attention_example():
     """examples/spaces/attention_32.json's default against the same network in torch."""
     def cbr(cin, cout, s):
@@ -327,7 +356,8 @@ def test_darts_synflow():
 def main():
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    for t in (test_attention, test_attention_example, test_darts, test_darts_synflow):
+    for t in (test_attention, test_attention_synflow, test_attention_example, test_darts,
+              test_darts_synflow):
         try:
             t()
         except Exception as e:  # a crash counts as a failure, the rest still runs

@@ -31,8 +31,15 @@ nas_status nas_vfail(nas_ctx *ctx, nas_status code, const char *fmt, va_list ap)
 
 /* OpenMP: parallel loops only when compiled with OpenMP. Reductions are done per thread into
  * fixed slots and combined in thread order, so results depend only on the thread count. */
+/* Loops over fewer elements than this run on one thread: waking the team costs more than the
+ * work (batch-1 inference, the late low-resolution stages, small parameter tensors). Results do
+ * not depend on it. */
+#define NAS_PAR_MIN 32768
+
 #ifdef _OPENMP
 #include <omp.h>
+#define NAS_PRAGMA(text)    _Pragma(#text)
+#define NAS_OMP_FOR_IF(cond) NAS_PRAGMA(omp parallel for schedule(static) if (parallel : cond))
 #define NAS_OMP_FOR        _Pragma("omp parallel for schedule(static)")
 #define NAS_OMP_FOR_COLLAPSE2 _Pragma("omp parallel for collapse(2) schedule(static)")
 #define NAS_OMP_PARALLEL   _Pragma("omp parallel")
@@ -46,6 +53,7 @@ static inline int nas_max_threads(void) {
     return omp_get_max_threads();
 }
 #else
+#define NAS_OMP_FOR_IF(cond)
 #define NAS_OMP_FOR
 #define NAS_OMP_FOR_COLLAPSE2
 #define NAS_OMP_PARALLEL

@@ -152,7 +152,7 @@ void nas_philox4x32_x8(uint64_t key, uint64_t counter_hi, uint64_t first, uint32
     do {                                                                                     \
         const nas_rng base_ = *(r);                                                          \
         const int64_t groups_ = ((n) + 7) / 8;                                               \
-        NAS_OMP_FOR                                                                          \
+        NAS_OMP_FOR_IF((n) >= NAS_PAR_MIN)                                                   \
         for (int64_t g_ = 0; g_ < groups_; g_++) {                                           \
             uint32_t b[4][8];                                                                \
             nas_philox4x32_x8(base_.seed, base_.stream, base_.counter + (uint64_t)(8 * g_), b); \

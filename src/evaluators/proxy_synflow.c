@@ -9,15 +9,20 @@
  * Precision. Products of |W| over depth overflow float32 on deep networks, so the reference runs
  * the network in float64. Our engine is float32: this file interprets the model's batch-1
  * recording (the nodes nas_model_forward recorded) node by node in double precision with its own
- * kernels: im2col + cblas_dgemm convolutions, linear, pools, ReLU, sums, views, crops. BN nodes
+ * kernels: im2col + cblas_dgemm convolutions, linear, pools, ReLU, sums, views, crops, permute,
+ * batched matmul, softmax. BN nodes
  * pass their input through (bn=False). An op outside that set is NAS_ERR_UNSUPPORTED naming it.
  *
- * Weight gradients are not formed. Every value and every dR/d(value) in this network is >= 0
- * (ones input, |W|, |b|, ReLU, pooling, sums), so |W * dR/dW| = W * dR/dW, and since a conv or
- * linear output y = f(x, W) + b is linear in W,
+ * Weight gradients are not formed where they need not be. Every value and every dR/d(value) of
+ * a network without softmax is >= 0 (ones input, |W|, |b|, ReLU, pooling, sums), so
+ * |W * dR/dW| = W * dR/dW, and since a conv or linear output y = f(x, W) + b is linear in W,
  *   sum_W W * dR/dW = sum_y dR/dy * (y - b),
  * which needs only the activations and the gradients with respect to them (no weight-gradient
- * GEMM). A weight read by several nodes gets the sum of their terms, as its gradient would. */
+ * GEMM). A weight read by several nodes gets the sum of their terms, as its gradient would.
+ * A softmax (the attention block: matmul, permute, softmax) makes some dR/d(value) negative
+ * (dx = y (dy - sum y dy)), and everything upstream of it then has gradients of both signs: such
+ * a graph forms every conv / linear weight gradient (dW = dy x^T, per parameter, summed over the
+ * nodes that read it) and sums |W| |dR/dW| elementwise, as the reference does. */
 #include "proxies_int.h"
 #include "ops/conv_int.h"
 
@@ -27,6 +32,7 @@
 /* Per node: offsets (in doubles) of its value and gradient in the workspace, -1 = none. */
 typedef struct dnode {
     int64_t val, grad;
+    int is_weight; /* a parameter leaf read as a conv / linear weight */
 } dnode;
 
 typedef struct synflow_ws {
@@ -36,6 +42,7 @@ typedef struct synflow_ws {
     dnode *nd;
     double *col; /* im2col scratch */
     double score;
+    int signed_grads; /* a softmax: weight gradients are formed (see the top of the file) */
 } synflow_ws;
 
 static double *val(const synflow_ws *w, const nas_node *n) {
@@ -51,7 +58,7 @@ static double *grd(const synflow_ws *w, const nas_node *n) {
 static void dgemm_nn(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, const double *B,
                      int64_t ldb, double beta, double *C, int64_t ldc) {
     const int parts = N >= 512 ? nas_max_threads() : 1;
-    NAS_OMP_FOR
+    NAS_OMP_FOR_IF(parts > 1)
     for (int t = 0; t < parts; t++) {
         int64_t b, e;
         nas_split_range(N, parts, t, &b, &e);
@@ -66,7 +73,7 @@ static void dgemm_nn(int64_t M, int64_t N, int64_t K, const double *A, int64_t l
 static void dgemm_tn(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, const double *B,
                      int64_t ldb, double beta, double *C, int64_t ldc) {
     const int parts = N >= 512 ? nas_max_threads() : 1;
-    NAS_OMP_FOR
+    NAS_OMP_FOR_IF(parts > 1)
     for (int t = 0; t < parts; t++) {
         int64_t b, e;
         nas_split_range(N, parts, t, &b, &e);
@@ -81,21 +88,49 @@ static int conv_direct(const nas_conv_geom *c) {
     return c->KH == 1 && c->KW == 1 && c->sh == 1 && c->sw == 1 && c->ph == 0 && c->pw == 0;
 }
 
-/* col[(ci * KH + a) * KW + b][oh * OW + ow] for input channels [c0, c0 + cn) of one image. */
+/* The outputs o in [0, n_out) whose input o * stride + offset lies in [0, n_in): [*lo, *hi). */
+static void valid_outputs(int64_t n_out, int64_t stride, int64_t offset, int64_t n_in, int64_t *lo,
+                          int64_t *hi) {
+    int64_t l = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+    int64_t h = n_in - 1 - offset < 0 ? 0 : (n_in - 1 - offset) / stride + 1;
+    l = l < n_out ? l : n_out;
+    h = h < n_out ? h : n_out;
+    *lo = l;
+    *hi = h > l ? h : l;
+}
+
+/* Parallel only over enough work: each region wakes the thread team (~10-50 us). */
+#define COL_PAR(c, cn) (((cn) * (c)->KH * (c)->KW * (c)->OH * (c)->OW) >= NAS_PAR_MIN)
+
+/* col[(ci * KH + a) * KW + b][oh * OW + ow] for input channels [c0, c0 + cn) of one image. The
+ * padding's rows and columns are found once per tap, so the copy loop has no bounds tests. */
 static void im2col(const nas_conv_geom *c, const double *x, int64_t c0, int64_t cn, double *col) {
     const int64_t P = c->OH * c->OW;
-    NAS_OMP_FOR
+    NAS_OMP_FOR_IF(COL_PAR(c, cn))
     for (int64_t ci = 0; ci < cn; ci++) {
         const double *xc = x + (c0 + ci) * c->H * c->W;
         for (int64_t a = 0; a < c->KH; a++) {
             for (int64_t b = 0; b < c->KW; b++) {
                 double *row = col + ((ci * c->KH + a) * c->KW + b) * P;
+                const int64_t offw = b * c->dw - c->pw;
+                int64_t lo, hi;
+                valid_outputs(c->OW, c->sw, offw, c->W, &lo, &hi);
                 for (int64_t oh = 0; oh < c->OH; oh++) {
                     const int64_t ih = oh * c->sh - c->ph + a * c->dh;
-                    for (int64_t ow = 0; ow < c->OW; ow++) {
-                        const int64_t iw = ow * c->sw - c->pw + b * c->dw;
-                        row[oh * c->OW + ow] =
-                            ih >= 0 && ih < c->H && iw >= 0 && iw < c->W ? xc[ih * c->W + iw] : 0.0;
+                    double *out = row + oh * c->OW;
+                    if (ih < 0 || ih >= c->H) {
+                        memset(out, 0, (size_t)c->OW * sizeof(double));
+                        continue;
+                    }
+                    const double *in = xc + ih * c->W + offw;
+                    for (int64_t ow = 0; ow < lo; ow++) {
+                        out[ow] = 0.0;
+                    }
+                    for (int64_t ow = lo; ow < hi; ow++) {
+                        out[ow] = in[ow * c->sw];
+                    }
+                    for (int64_t ow = hi; ow < c->OW; ow++) {
+                        out[ow] = 0.0;
                     }
                 }
             }
@@ -106,22 +141,24 @@ static void im2col(const nas_conv_geom *c, const double *x, int64_t c0, int64_t 
 /* dx += col2im(col) for input channels [c0, c0 + cn). */
 static void col2im_add(const nas_conv_geom *c, const double *col, int64_t c0, int64_t cn, double *dx) {
     const int64_t P = c->OH * c->OW;
-    NAS_OMP_FOR
+    NAS_OMP_FOR_IF(COL_PAR(c, cn))
     for (int64_t ci = 0; ci < cn; ci++) {
         double *xc = dx + (c0 + ci) * c->H * c->W;
         for (int64_t a = 0; a < c->KH; a++) {
             for (int64_t b = 0; b < c->KW; b++) {
                 const double *row = col + ((ci * c->KH + a) * c->KW + b) * P;
+                const int64_t offw = b * c->dw - c->pw;
+                int64_t lo, hi;
+                valid_outputs(c->OW, c->sw, offw, c->W, &lo, &hi);
                 for (int64_t oh = 0; oh < c->OH; oh++) {
                     const int64_t ih = oh * c->sh - c->ph + a * c->dh;
                     if (ih < 0 || ih >= c->H) {
                         continue;
                     }
-                    for (int64_t ow = 0; ow < c->OW; ow++) {
-                        const int64_t iw = ow * c->sw - c->pw + b * c->dw;
-                        if (iw >= 0 && iw < c->W) {
-                            xc[ih * c->W + iw] += row[oh * c->OW + ow];
-                        }
+                    double *in = xc + ih * c->W + offw;
+                    const double *g = row + oh * c->OW;
+                    for (int64_t ow = lo; ow < hi; ow++) {
+                        in[ow * c->sw] += g[ow];
                     }
                 }
             }
@@ -158,6 +195,27 @@ static void conv_forward(synflow_ws *w, const nas_node *n) {
     }
 }
 
+/* dW += dy x^T per image and group (x through im2col): the signed case. */
+static void conv_weight_grad(synflow_ws *w, const nas_node *n) {
+    const nas_conv_geom c = nas_conv_geom_of(n);
+    const double *x = val(w, n->src[0]), *dy = grd(w, n);
+    double *dw = grd(w, n->src[1]);
+    const int64_t G = c.groups, Cg = c.C / G, Og = c.O / G, P = c.OH * c.OW;
+    const int64_t Kc = Cg * c.KH * c.KW;
+    for (int64_t b = 0; dw != NULL && b < c.N; b++) {
+        for (int64_t gi = 0; gi < G; gi++) {
+            const double *src = x + (b * c.C + gi * Cg) * c.H * c.W;
+            if (!conv_direct(&c)) {
+                im2col(&c, x + b * c.C * c.H * c.W, gi * Cg, Cg, w->col);
+                src = w->col;
+            }
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Og, (int)Kc, (int)P, 1.0,
+                        dy + (b * c.O + gi * Og) * P, (int)P, src, (int)P, 1.0,
+                        dw + gi * Og * Kc, (int)Kc);
+        }
+    }
+}
+
 static void conv_backward(synflow_ws *w, const nas_node *n) {
     const nas_conv_geom c = nas_conv_geom_of(n);
     const double *wt = val(w, n->src[1]), *y = val(w, n), *dy = grd(w, n);
@@ -165,17 +223,21 @@ static void conv_backward(synflow_ws *w, const nas_node *n) {
     double *dx = grd(w, n->src[0]);
     const int64_t G = c.groups, Cg = c.C / G, Og = c.O / G, P = c.OH * c.OW;
     const int64_t Kc = Cg * c.KH * c.KW;
-    double s = 0.0;
-    for (int64_t b = 0; b < c.N; b++) {
-        for (int64_t o = 0; o < c.O; o++) {
-            const double bo = bias != NULL ? bias[o] : 0.0;
-            const double *yo = y + (b * c.O + o) * P, *go = dy + (b * c.O + o) * P;
-            for (int64_t i = 0; i < P; i++) {
-                s += go[i] * (yo[i] - bo);
+    if (w->signed_grads) {
+        conv_weight_grad(w, n);
+    } else {
+        double s = 0.0;
+        for (int64_t b = 0; b < c.N; b++) {
+            for (int64_t o = 0; o < c.O; o++) {
+                const double bo = bias != NULL ? bias[o] : 0.0;
+                const double *yo = y + (b * c.O + o) * P, *go = dy + (b * c.O + o) * P;
+                for (int64_t i = 0; i < P; i++) {
+                    s += go[i] * (yo[i] - bo);
+                }
             }
         }
+        w->score += s;
     }
-    w->score += s;
     if (dx == NULL) {
         return;
     }
@@ -214,10 +276,17 @@ static void linear_backward(synflow_ws *w, const nas_node *n) {
     const int64_t N = xn->shape[0], F = xn->shape[1], O = n->shape[1];
     const double *wt = val(w, n->src[1]), *y = val(w, n), *dy = grd(w, n);
     double *dx = grd(w, xn);
+    const double *x = val(w, xn);
+    double *dw = w->signed_grads ? grd(w, n->src[1]) : NULL;
     for (int64_t b = 0; b < N; b++) {
         for (int64_t o = 0; o < O; o++) {
             const double bo = n->n_src > 2 ? val(w, n->src[2])[o] : 0.0;
-            w->score += dy[b * O + o] * (y[b * O + o] - bo);
+            if (!w->signed_grads) {
+                w->score += dy[b * O + o] * (y[b * O + o] - bo);
+            }
+            for (int64_t f = 0; dw != NULL && f < F; f++) {
+                dw[o * F + f] += dy[b * O + o] * x[b * F + f];
+            }
             if (dx != NULL) {
                 for (int64_t f = 0; f < F; f++) {
                     dx[b * F + f] += dy[b * O + o] * wt[o * F + f];
@@ -243,7 +312,7 @@ static pool_g pool_of(const nas_node *n) {
 static void pool_run(const nas_node *n, int is_max, const double *x, double *y, const double *dy,
                      double *dx) {
     const pool_g q = pool_of(n);
-    NAS_OMP_FOR
+    NAS_OMP_FOR_IF(q.planes * q.OH * q.OW * q.k * q.k >= NAS_PAR_MIN)
     for (int64_t pl = 0; pl < q.planes; pl++) {
         const double *xp = x + pl * q.H * q.W;
         for (int64_t oh = 0; oh < q.OH; oh++) {
@@ -392,6 +461,107 @@ static void mul_run(synflow_ws *w, const nas_node *n, const double *dy) {
     }
 }
 
+/* permute (iparam = the axes, padded to 4 with trailing 1s as in src/ops/crop.c): forward
+ * y = x permuted (dy NULL), or backward dx += dy sent back to where each element came from. */
+static void permute_run(const nas_node *n, const double *x, double *y, const double *dy, double *dx) {
+    const nas_node *xn = n->src[0];
+    int64_t xs[4], st[4];
+    xs[3] = 1;
+    for (int i = 2; i >= 0; i--) {
+        xs[i] = xs[i + 1] * (i + 1 < xn->ndim ? xn->shape[i + 1] : 1);
+    }
+    int64_t d[4];
+    for (int i = 0; i < 4; i++) {
+        st[i] = xs[n->iparam[i]];
+        d[i] = i < n->ndim ? n->shape[i] : 1;
+    }
+    int64_t o = 0;
+    for (int64_t i0 = 0; i0 < d[0]; i0++) {
+        for (int64_t i1 = 0; i1 < d[1]; i1++) {
+            for (int64_t i2 = 0; i2 < d[2]; i2++) {
+                for (int64_t i3 = 0; i3 < d[3]; i3++, o++) {
+                    const int64_t xi = i0 * st[0] + i1 * st[1] + i2 * st[2] + i3 * st[3];
+                    if (dy == NULL) {
+                        y[o] = x[xi];
+                    } else {
+                        dx[xi] += dy[o];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Batched matmul as src/ops/matmul.c (iparam 0 trans_a, 1 trans_b; fparam[0] alpha):
+ * y = alpha op(a) op(b); backward d op(a) = alpha dy op(b)^T, d op(b) = alpha op(a)^T dy, in the
+ * stored layouts. Attention matrices at batch 1 are small, so plain loops. */
+static void matmul_run(synflow_ws *w, const nas_node *n, const double *dy) {
+    const nas_node *an = n->src[0], *bn = n->src[1];
+    const int nd = n->ndim, ta = n->iparam[0], tb = n->iparam[1];
+    const int64_t M = n->shape[nd - 2], N = n->shape[nd - 1];
+    const int64_t K = ta ? an->shape[nd - 2] : an->shape[nd - 1];
+    const int64_t batch = n->numel / (M * N);
+    const double alpha = (double)n->fparam[0];
+    const double *A = val(w, an), *B = val(w, bn);
+    double *Y = val(w, n), *dA = dy != NULL ? grd(w, an) : NULL, *dB = dy != NULL ? grd(w, bn) : NULL;
+    for (int64_t t = 0; t < batch; t++) {
+        const double *a = A + t * M * K, *b = B + t * K * N;
+        for (int64_t i = 0; i < M; i++) {
+            for (int64_t j = 0; j < N; j++) {
+                double acc = 0.0;
+                const double g = dy != NULL ? alpha * dy[t * M * N + i * N + j] : 0.0;
+                for (int64_t k = 0; k < K; k++) {
+                    const int64_t ai = ta ? k * M + i : i * K + k, bi = tb ? j * K + k : k * N + j;
+                    if (dy == NULL) {
+                        acc += a[ai] * b[bi];
+                        continue;
+                    }
+                    if (dA != NULL) {
+                        dA[t * M * K + ai] += g * b[bi];
+                    }
+                    if (dB != NULL) {
+                        dB[t * K * N + bi] += g * a[ai];
+                    }
+                }
+                if (dy == NULL) {
+                    Y[t * M * N + i * N + j] = alpha * acc;
+                }
+            }
+        }
+    }
+}
+
+/* softmax over the last dimension (max subtracted); backward dx += y (dy - sum_k y_k dy_k). */
+static void softmax_run(synflow_ws *w, const nas_node *n, const double *dy) {
+    const int64_t K = n->shape[n->ndim - 1], rows = n->numel / K;
+    const double *x = val(w, n->src[0]);
+    double *y = val(w, n), *dx = grd(w, n->src[0]);
+    for (int64_t r = 0; r < rows; r++) {
+        double *yr = y + r * K;
+        if (dy == NULL) {
+            double m = -(double)INFINITY, sum = 0.0;
+            for (int64_t k = 0; k < K; k++) {
+                m = fmax(m, x[r * K + k]);
+            }
+            for (int64_t k = 0; k < K; k++) {
+                yr[k] = exp(x[r * K + k] - m);
+                sum += yr[k];
+            }
+            for (int64_t k = 0; k < K; k++) {
+                yr[k] /= sum;
+            }
+        } else if (dx != NULL) {
+            double dot = 0.0;
+            for (int64_t k = 0; k < K; k++) {
+                dot += yr[k] * dy[r * K + k];
+            }
+            for (int64_t k = 0; k < K; k++) {
+                dx[r * K + k] += yr[k] * (dy[r * K + k] - dot);
+            }
+        }
+    }
+}
+
 static nas_status node_forward(synflow_ws *w, const nas_node *n) {
     double *y = val(w, n);
     const int64_t m = n->numel;
@@ -479,6 +649,15 @@ static nas_status node_forward(synflow_ws *w, const nas_node *n) {
             return NAS_OK;
         case NAS_OP_CROP:
             crop_run(n, val(w, n->src[0]), y, NULL, NULL);
+            return NAS_OK;
+        case NAS_OP_PERMUTE:
+            permute_run(n, val(w, n->src[0]), y, NULL, NULL);
+            return NAS_OK;
+        case NAS_OP_MATMUL:
+            matmul_run(w, n, NULL);
+            return NAS_OK;
+        case NAS_OP_SOFTMAX:
+            softmax_run(w, n, NULL);
             return NAS_OK;
         case NAS_OP_SCALE: {
             const double s = (double)n->fparam[0];
@@ -596,6 +775,17 @@ static void node_backward(synflow_ws *w, const nas_node *n) {
                 crop_run(n, NULL, NULL, dy, grd(w, n->src[0]));
             }
             return;
+        case NAS_OP_PERMUTE:
+            if (grd(w, n->src[0]) != NULL) {
+                permute_run(n, NULL, NULL, dy, grd(w, n->src[0]));
+            }
+            return;
+        case NAS_OP_MATMUL:
+            matmul_run(w, n, dy);
+            return;
+        case NAS_OP_SOFTMAX:
+            softmax_run(w, n, dy);
+            return;
         case NAS_OP_CONCAT:
         case NAS_OP_PAD_CHANNELS: {
             const int64_t N = n->shape[0], P = plane_of(n), C = n->shape[1];
@@ -614,10 +804,16 @@ static void node_backward(synflow_ws *w, const nas_node *n) {
     }
 }
 
-/* Offsets of every node's value and gradient; returns the total doubles (values, grads, col). */
-static int64_t layout(const nas_graph *g, dnode *nd, int64_t *col_size) {
+/* Offsets of every node's value and gradient; returns the total doubles (values, grads; the
+ * im2col scratch of *col_size follows). Marks the weight leaves and, when the graph has a
+ * softmax, sets *signed_grads and gives the weight leaves gradients too. */
+static int64_t layout(const nas_graph *g, dnode *nd, int64_t *col_size, int *signed_grads) {
     int64_t at = 0;
     *col_size = 1;
+    *signed_grads = 0;
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        nd[i].is_weight = 0;
+    }
     for (int64_t i = 0; i < g->n_nodes; i++) {
         const nas_node *n = nas_graph_node(g, i);
         nd[i].val = at;
@@ -627,15 +823,54 @@ static int64_t layout(const nas_graph *g, dnode *nd, int64_t *col_size) {
             const nas_conv_geom c = nas_conv_geom_of(n);
             *col_size = nas_max_i64(*col_size, (c.C / c.groups) * c.KH * c.KW * c.OH * c.OW);
         }
+        if ((n->op == NAS_OP_CONV2D || n->op == NAS_OP_LINEAR) && n->src[1]->op == NAS_OP_PARAM) {
+            nd[n->src[1]->index].is_weight = 1;
+        }
+        *signed_grads |= n->op == NAS_OP_SOFTMAX;
     }
     for (int64_t i = 0; i < g->n_nodes; i++) {
         const nas_node *n = nas_graph_node(g, i);
-        if (n->op != NAS_OP_INPUT && n->op != NAS_OP_PARAM && n->op != NAS_OP_LABELS) {
+        if ((n->op != NAS_OP_INPUT && n->op != NAS_OP_PARAM && n->op != NAS_OP_LABELS) ||
+            (*signed_grads && nd[i].is_weight)) {
             nd[i].grad = at;
             at += n->numel;
         }
     }
     return at;
+}
+
+/* The signed case: sum over weight parameters of |W| |dR/dW|, each parameter's gradient summed
+ * over the leaves that read it first (gsum: one double per float of the parameter block). */
+static nas_status signed_score(nas_proxies *pr, const synflow_ws *w, double *out) {
+    const nas_graph *g = w->g;
+    const int64_t total = nas_params_total(w->p), np = nas_params_count(w->p);
+    double *gsum = nas_proxy_buf_reserve(pr->ctx, &pr->work[1], (size_t)(total > 0 ? total : 1) * sizeof(double));
+    unsigned char *used = nas_proxy_buf_reserve(pr->ctx, &pr->work[2], (size_t)(np > 0 ? np : 1));
+    if (gsum == NULL || used == NULL) {
+        return NAS_ERR_NOMEM;
+    }
+    memset(gsum, 0, (size_t)total * sizeof(double));
+    memset(used, 0, (size_t)np);
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        const nas_node *n = nas_graph_node(g, i);
+        if (n->op == NAS_OP_PARAM && w->nd[i].is_weight) {
+            add_to(gsum + nas_param_offset(w->p, n->pid), grd(w, n), n->numel, 1.0);
+            used[n->pid] = 1;
+        }
+    }
+    double score = 0.0;
+    for (nas_param_id id = 0; id < np; id++) {
+        if (!used[id]) {
+            continue;
+        }
+        const int64_t off = nas_param_offset(w->p, id), m = nas_param_numel(w->p, id);
+        const float *W = nas_params_data(w->p) + off;
+        for (int64_t j = 0; j < m; j++) {
+            score += fabs((double)W[j]) * fabs(gsum[off + j]);
+        }
+    }
+    *out = score;
+    return NAS_OK;
 }
 
 nas_status nas_proxy_synflow(nas_proxies *pr, nas_params *p, nas_graph *g1, double *out) {
@@ -648,12 +883,13 @@ nas_status nas_proxy_synflow(nas_proxies *pr, nas_params *p, nas_graph *g1, doub
         return NAS_ERR_NOMEM;
     }
     int64_t col_size;
-    const int64_t total = layout(g1, nd, &col_size);
+    int signed_grads;
+    const int64_t total = layout(g1, nd, &col_size, &signed_grads);
     double *mem = nas_proxy_buf_reserve(ctx, &pr->dbl, (size_t)(total + col_size) * sizeof(double));
     if (mem == NULL) {
         return NAS_ERR_NOMEM;
     }
-    synflow_ws w = {g1, p, mem, nd, mem + total, 0.0};
+    synflow_ws w = {g1, p, mem, nd, mem + total, 0.0, signed_grads};
     for (int64_t i = 0; i < g1->n_nodes; i++) {
         const nas_node *n = nas_graph_node(g1, i);
         if (n->op == NAS_OP_PARAM_SLICE || node_forward(&w, n) != NAS_OK) {
@@ -676,6 +912,9 @@ nas_status nas_proxy_synflow(nas_proxies *pr, nas_params *p, nas_graph *g1, doub
     }
     for (int64_t i = g1->n_nodes - 1; i >= 0; i--) {
         node_backward(&w, nas_graph_node(g1, i));
+    }
+    if (signed_grads) {
+        return signed_score(pr, &w, out);
     }
     *out = w.score;
     return NAS_OK;

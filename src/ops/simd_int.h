@@ -9,17 +9,11 @@
 
 #include "core/core_int.h"
 
-/* Loops over fewer elements than this run on one thread: waking the team costs more than the
- * work (batch-1 inference, the late low-resolution stages). Results do not depend on it. */
-#define NAS_PAR_MIN 32768
-
 #ifdef _OPENMP
-#define NAS_PRAGMA(text)    _Pragma(#text)
 #define NAS_SIMD            _Pragma("omp simd")
 #define NAS_SIMD_SUM2(a, b) NAS_PRAGMA(omp simd reduction(+ : a, b))
 #define NAS_SIMD_SUM1(a)    NAS_PRAGMA(omp simd reduction(+ : a))
 #define NAS_OMP_FOR_SIMD    _Pragma("omp parallel for simd schedule(simd : static)")
-#define NAS_OMP_FOR_IF(cond) NAS_PRAGMA(omp parallel for schedule(static) if (parallel : cond))
 #define NAS_OMP_FOR_SIMD_IF(cond)                                                                  \
     NAS_PRAGMA(omp parallel for simd schedule(simd : static) if (parallel : cond))
 #else
@@ -27,7 +21,6 @@
 #define NAS_SIMD_SUM2(a, b)
 #define NAS_SIMD_SUM1(a)
 #define NAS_OMP_FOR_SIMD
-#define NAS_OMP_FOR_IF(cond)
 #define NAS_OMP_FOR_SIMD_IF(cond)
 #endif
 
