@@ -13,8 +13,10 @@
 #   the full network (C=16, 5 cells per stage, 10% of the training set, 1 epoch), seconds per
 #   epoch and test accuracy, each against the same PyTorch network in the same run
 #   (bench_train_nb201_torch.py): `speedup nb201_fmnist_proxy_epoch X`,
-#   `speedup nb201_fmnist_full_epoch X`. --long adds 5- and 20-epoch runs of the proxy and 1- and
-#   5-epoch runs of the full network on all the data (nascent only).
+#   `speedup nb201_fmnist_full_epoch X`. --long adds 5- and 20-epoch schedules of the proxy and
+#   5- and 20-epoch schedules of the full network on all the data (nascent only, test accuracy
+#   after every epoch). On the 2-core machine of bench/RESULTS.md a full-network epoch of this
+#   cell takes ~10-11 minutes: the two full-network runs need ~4.5 hours.
 #
 # Usage: bench/bench_train.sh [--nb201] [--long] [--seeds "0 1 2"]   (from the repository root)
 set -euo pipefail
@@ -115,6 +117,6 @@ speedup nb201_fmnist_full_epoch "$TORCH_SEC" "$NB_SEC"
 if [ "$LONG" = 1 ]; then
     nb201_run proxy_C8_N1 0.5 1 5 1.0 2>&1
     nb201_run proxy_C8_N1 0.5 1 20 1.0 2>&1
-    nb201_run full_C16_N5 1 5 1 1.0 2>&1
     nb201_run full_C16_N5 1 5 5 1.0 2>&1
+    nb201_run full_C16_N5 1 5 20 1.0 2>&1
 fi

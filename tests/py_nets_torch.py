@@ -27,6 +27,8 @@ import os, random, struct, subprocess, sys, tempfile, time
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 
+from pycheck import Checks
+
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build/release"
 TOOL = os.path.join(BUILD, "tests", "tool_nets")
 LONG = os.environ.get("NAS_TEST_LONG") == "1"
@@ -126,17 +128,8 @@ def count(model, in_shape):
     return sum(p.numel() for p in model.parameters()), macs[0]
 
 # ------------------------------------------------------------------ harness
-passed = failed = 0
+check = Checks(echo_ok=True)
 
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   {what}")
-    else:
-        failed += 1
-        print(f"FAIL {what}")
-    sys.stdout.flush()
 
 class Net:
     """One network configuration: the tool's arguments and the matching PyTorch model."""
@@ -390,8 +383,7 @@ def main():
                     t(tmp) if t is not test_counts else t()
                 except Exception as e:          # a crash of the tool is one failed check, named
                     check(False, f"{t.__name__}: {e}")
-    print(f"RESULT py_nets_torch passed={passed} failed={failed}")
-    return 0 if failed == 0 else 1
+    return check.report("py_nets_torch")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,19 +8,11 @@ Prints "RESULT py_proxies_resume passed=P failed=F" last."""
 import csv
 import os
 import subprocess
+import sys
 import tempfile
 
-NAS = os.environ.get("NAS_BIN", os.path.join(os.getcwd(), "bin", "nascent"))
-passed = failed = 0
-
-
-def check(cond, msg):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL", msg)
+from pycheck import NAS, Checks  # noqa: E402
+check = Checks()
 
 
 def proxies(out, sample, seed="5", proxy="synflow,params,macs"):
@@ -62,8 +54,8 @@ def main():
     rc, err = proxies(whole, 7, proxy="synflow")
     check(rc == 2 and "other columns" in err and whole in err, f"other columns refused: rc {rc} {err}")
     check(open(whole, "rb").read() == before, "file untouched after other columns")
-    print(f"RESULT py_proxies_resume passed={passed} failed={failed}")
+    return check.report("py_proxies_resume")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,17 +12,8 @@ import tempfile
 import numpy as np
 from scipy import stats
 
-NAS = os.environ.get("NAS_BIN", os.path.join(os.getcwd(), "bin", "nascent"))
-passed = failed = 0
-
-
-def check(cond, msg):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL", msg)
+from pycheck import NAS, Checks  # noqa: E402
+check = Checks()
 
 
 def run(*args):
@@ -112,8 +103,7 @@ def main():
     rc, out, err = run("--a", f"{dup}:acc", "--b", f"{fa}:score", "--join", "arch=arch", "--json")
     check(rc == 0 and json.loads(out)["n"] == 3 and json.loads(out)["unmatched"] == n - 2,
           f"many-to-one join: rc {rc} {out} {err!r}")
-    print(f"RESULT py_proxies_stats passed={passed} failed={failed}")
-    return 0 if failed == 0 else 1
+    return check.report("py_proxies_stats")
 
 
 if __name__ == "__main__":

@@ -26,21 +26,12 @@ PEERS = os.environ.get("NAS_PEERS", os.path.join(os.path.dirname(os.path.abspath
 sys.path.insert(0, PEERS)
 import nb201_defs as nb  # noqa: E402
 
-NAS = os.environ.get("NAS_BIN", os.path.join(os.getcwd(), "bin", "nascent"))
+from pycheck import NAS, Checks  # noqa: E402
 REL_TOL = 1e-4
 # grasp's Hessian-gradient product is a float32 finite difference (src/evaluators/proxy_grasp.c):
 # measured 2e-5 .. 1.5e-4 against PyTorch's double backward, so it gets a looser bound.
 TOL = {"grasp": 5e-4}
-passed = failed = 0
-
-
-def check(cond, msg):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL", msg)
+check = Checks()
 
 
 def read_weights(path):
@@ -228,8 +219,7 @@ def main():
                 print(f"{ai} {name + how:16s} nascent {got:.10g} torch {want:.10g} rel {rel:.2e}")
                 check(rel <= TOL.get(name, REL_TOL),
                       f"{arch}: {name}{how}: nascent {got!r} torch {want!r} rel {rel:.3g}")
-    print(f"RESULT py_proxies_torch passed={passed} failed={failed}")
-    return 0 if failed == 0 else 1
+    return check.report("py_proxies_torch")
 
 
 if __name__ == "__main__":

@@ -23,17 +23,8 @@ import tempfile
 
 from scipy import stats
 
-NAS = os.environ.get("NAS_BIN", os.path.join(os.getcwd(), "bin", "nascent"))
-passed = failed = 0
-
-
-def check(cond, msg):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL", msg)
+from pycheck import NAS, Checks  # noqa: E402
+check = Checks()
 
 
 def close(a, b, tol=1e-9):
@@ -216,8 +207,7 @@ def main():
               "final: spearman differs from scipy")
 
     subprocess.run(["rm", "-rf", tmp])
-    print("RESULT py_report passed=%d failed=%d" % (passed, failed))
-    return 0 if failed == 0 else 1
+    return check.report("py_report")
 
 
 if __name__ == "__main__":

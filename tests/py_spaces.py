@@ -14,17 +14,8 @@ import sys
 import torch
 import torch.nn as nn
 
-NAS_BIN = os.environ.get("NAS_BIN", os.path.join(os.getcwd(), "bin", "nascent"))
-passed = failed = 0
-
-
-def check(cond, msg):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL", msg)
+from pycheck import NAS as NAS_BIN, Checks  # noqa: E402
+check = Checks()
 
 
 def info(space, arch, *extra):
@@ -379,8 +370,7 @@ def main():
             t()
         except Exception as e:  # a crash counts as a failure, the rest still runs
             check(False, "%s raised %r" % (t.__name__, e))
-    print("RESULT py_spaces passed=%d failed=%d" % (passed, failed))
-    return 0 if failed == 0 else 1
+    return check.report("py_spaces")
 
 
 if __name__ == "__main__":

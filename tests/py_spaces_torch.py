@@ -34,20 +34,9 @@ import py_spaces  # noqa: E402  (the DARTS reference classes)
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build/release"
 TOOL = os.path.join(BUILD, "tests", "tool_spaces")
-NAS_BIN = os.environ.get("NAS_BIN", os.path.join(os.getcwd(), "bin", "nascent"))
+from pycheck import NAS as NAS_BIN, Checks  # noqa: E402
 OUT_TOL, GRAD_TOL = 1e-4, 1e-3
-passed = failed = 0
-
-
-def check(cond, msg):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL", msg)
-    if os.environ.get("NAS_TEST_VERBOSE"):
-        print("  ok " if cond else "  BAD", msg)
+check = Checks()
 
 
 def read_dump(path):
@@ -362,8 +351,7 @@ def main():
             t()
         except Exception as e:  # a crash counts as a failure, the rest still runs
             check(False, "%s raised %r" % (t.__name__, e))
-    print("RESULT py_spaces_torch passed=%d failed=%d" % (passed, failed))
-    return 0 if failed == 0 else 1
+    return check.report("py_spaces_torch")
 
 
 if __name__ == "__main__":

@@ -18,19 +18,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-NAS = os.environ.get("NAS_BIN", os.path.join(os.getcwd(), "bin", "nascent"))
+from pycheck import NAS, Checks  # noqa: E402
 SRC = "/usr/share/datasets/fashion-mnist"
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("ok  ", what)
-    else:
-        failed += 1
-        print("FAIL", what)
+check = Checks(echo_ok=True)
 
 
 def idx_bytes(arr, labels=False):
@@ -214,8 +204,7 @@ def main():
         test_against_torch(tmp)
         test_cli_errors(tmp)
         test_aux_head(tmp)
-    print(f"RESULT py_train passed={passed} failed={failed}")
-    return 0 if failed == 0 else 1
+    return check.report("py_train")
 
 
 if __name__ == "__main__":

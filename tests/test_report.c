@@ -5,6 +5,7 @@
  * without a table fall back to the recorded test accuracy or say that nothing is known. The
  * comparison with scipy is tests/py_report.py. */
 #include "check.h"
+#include "csv_scan.h"
 #include "nascent.h"
 
 #include <jansson.h>
@@ -15,32 +16,6 @@
 #include <unistd.h>
 
 static char tmpdir[256];
-
-/* cifar10_test_200ep of a cell string from the published CSV. */
-static double csv_truth(const char *arch) {
-    FILE *f = fopen("data/nasbench201/nb201_accuracy.csv", "r");
-    if (f == NULL) {
-        return NAN;
-    }
-    static char line[8192];
-    int col = -1;
-    double v = NAN;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        char *save = NULL;
-        int c = 0, match = 0;
-        for (char *tok = strtok_r(line, ",\n", &save); tok != NULL;
-             tok = strtok_r(NULL, ",\n", &save), c++) {
-            col = col < 0 && strcmp(tok, "cifar10_test_200ep") == 0 ? c : col;
-            match = c == 1 ? strcmp(tok, arch) == 0 : match;
-            v = match && c == col ? atof(tok) : v;
-        }
-        if (match) {
-            break;
-        }
-    }
-    fclose(f);
-    return v;
-}
 
 #define N 40
 
@@ -80,7 +55,8 @@ static void test_nb201_diagnostics(void) {
     for (int i = 0; i < N; i++) {
         char text[NAS_ARCH_TEXT_MAX];
         nas_space_encode(s, &t[i].arch, text, sizeof(text));
-        const double want = csv_truth(text);
+        const double want =
+            csv_scan("data/nasbench201/nb201_accuracy.csv", "cifar10_test_200ep", text);
         CHECK(fabs(truth[i] - want) <= 1e-4, "trial %d truth %g, CSV %g", i, truth[i], want);
         if (!t[i].cached) {
             est[m] = t[i].reward;

@@ -3,116 +3,32 @@
  * differences of L = sum(r * y) on random odd shapes, every transpose combination, windows that
  * leave the input on each side, and a whole attention chain (q k^T, softmax, attn v, permutes).
  * Bad shapes must fail with a message, never abort. */
-#include "check.h"
-#include "nascent.h"
+#include "fd_check.h"
 
 #include <math.h>
 #include <string.h>
 
-#define MAX_IN  4
-#define FD_STEP 1e-2
-
-typedef nas_tensor *(*build_fn)(nas_graph *g, nas_tensor **in, const int *arg);
-
-typedef struct fd_case {
-    const char *name;
-    int n_in;
-    int ndim[MAX_IN];
-    int64_t shape[MAX_IN][4];
-    build_fn build;
-    int arg[8];
-} fd_case;
-
-static int64_t numel(int ndim, const int64_t *shape) {
-    int64_t n = 1;
-    for (int d = 0; d < ndim; d++) {
-        n *= shape[d];
-    }
-    return n;
-}
-
-static double loss_of(nas_graph *g, nas_tensor *y, const float *r) {
-    if (nas_graph_forward(g) != NAS_OK) {
-        return NAN;
-    }
-    const float *yd = nas_tensor_data(y);
-    double acc = 0.0;
-    for (int64_t i = 0; i < nas_tensor_numel(y); i++) {
-        acc += (double)r[i] * (double)yd[i];
-    }
-    return acc;
-}
-
-/* Analytic gradients of every input against central differences at every element. */
-static void run_fd(const fd_case *c) {
-    nas_ctx *ctx = nas_ctx_new();
-    nas_graph *g = nas_graph_new(ctx);
-    nas_rng rng = nas_rng_make(77, 0);
-    float *x[MAX_IN];
-    nas_tensor *t[MAX_IN];
-    for (int k = 0; k < c->n_in; k++) {
-        const int64_t n = numel(c->ndim[k], c->shape[k]);
-        x[k] = malloc((size_t)n * sizeof(float));
-        nas_rng_fill_uniform(&rng, x[k], n, -1.0f, 1.0f);
-        t[k] = nas_input_grad(g, c->ndim[k], c->shape[k], x[k]);
-    }
-    nas_tensor *y = c->build(g, t, c->arg);
-    CHECK(y != NULL && nas_graph_status(g) == NAS_OK, "%s: build: %s", c->name, nas_errmsg(ctx));
-    if (y != NULL) {
-        const int64_t ny = nas_tensor_numel(y);
-        float *r = malloc((size_t)ny * sizeof(float));
-        nas_rng_fill_uniform(&rng, r, ny, -1.0f, 1.0f);
-        CHECK(nas_graph_forward(g) == NAS_OK, "%s: forward", c->name);
-        CHECK(nas_graph_backward_from(g, y, r) == NAS_OK, "%s: backward: %s", c->name,
-              nas_errmsg(ctx));
-        for (int k = 0; k < c->n_in; k++) {
-            const int64_t n = numel(c->ndim[k], c->shape[k]);
-            float *ana = malloc((size_t)n * sizeof(float));
-            memcpy(ana, nas_tensor_grad(t[k]), (size_t)n * sizeof(float));
-            double worst = 0.0;
-            for (int64_t i = 0; i < n; i++) {
-                const float x0 = x[k][i], xp = x0 + (float)FD_STEP, xm = x0 - (float)FD_STEP;
-                x[k][i] = xp;
-                const double lp = loss_of(g, y, r);
-                x[k][i] = xm;
-                const double lm = loss_of(g, y, r);
-                x[k][i] = x0;
-                const double num = (lp - lm) / ((double)xp - (double)xm);
-                worst = fmax(worst, fabs(num - ana[i]) / fmax(1.0, fabs(num) + fabs(ana[i])));
-            }
-            CHECK(worst < 1e-4, "%s: input %d: worst relative error %.3g", c->name, k, worst);
-            if (getenv("NAS_TEST_VERBOSE") != NULL) {
-                printf("  %-28s input %d: worst relative error %.2e\n", c->name, k, worst);
-            }
-            free(ana);
-        }
-        free(r);
-    }
-    for (int k = 0; k < c->n_in; k++) {
-        free(x[k]);
-    }
-    nas_graph_free(g);
-    nas_ctx_free(ctx);
-}
-
 /* ---- builders (arg: the op's integer arguments) */
 
-static nas_tensor *b_matmul(nas_graph *g, nas_tensor **in, const int *arg) {
+static nas_tensor *b_matmul(nas_graph *g, nas_tensor **in, const void *args) {
+    const int *arg = args;
     return nas_matmul(g, in[0], in[1], arg[0], arg[1], 0.7f);
 }
 
-static nas_tensor *b_permute(nas_graph *g, nas_tensor **in, const int *arg) {
+static nas_tensor *b_permute(nas_graph *g, nas_tensor **in, const void *args) {
+    const int *arg = args;
     return nas_permute(g, in[0], arg);
 }
 
-static nas_tensor *b_crop(nas_graph *g, nas_tensor **in, const int *arg) {
+static nas_tensor *b_crop(nas_graph *g, nas_tensor **in, const void *args) {
+    const int *arg = args;
     return nas_crop(g, in[0], arg[0], arg[1], arg[2], arg[3]);
 }
 
 /* Attention core on q, k, v [B, L, d] given as [L, B, d] (permuted first, as heads are):
  * softmax(q k^T / sqrt(d)) v, then back to [L, B, d]. */
-static nas_tensor *b_attention(nas_graph *g, nas_tensor **in, const int *arg) {
-    (void)arg;
+static nas_tensor *b_attention(nas_graph *g, nas_tensor **in, const void *args) {
+    (void)args;
     const int p[3] = {1, 0, 2};
     nas_tensor *q = nas_permute(g, in[0], p), *k = nas_permute(g, in[1], p);
     nas_tensor *v = nas_permute(g, in[2], p);
@@ -121,24 +37,33 @@ static nas_tensor *b_attention(nas_graph *g, nas_tensor **in, const int *arg) {
     return nas_permute(g, nas_matmul(g, s, v, 0, 0, 1.0f), p);
 }
 
+/* Every element of every input checked, inputs uniform in [-1, 1]. */
+#define U(shape) {shape, 1, -1, 1, 0}
+#define CASE(name, build, arg, n_in, ...) {name, n_in, {__VA_ARGS__}, build, arg, 0, NULL, 0, 1e-4}
+
 static void test_fd(void) {
+    static const int mm00[] = {0, 0}, mm10[] = {1, 0}, mm01[] = {0, 1}, mm11[] = {1, 1};
+    static const int p021[] = {0, 2, 1}, p1203[] = {1, 2, 0, 3}, p3102[] = {3, 1, 0, 2};
+    static const int shift[] = {1, 1, 5, 7}, inside[] = {2, 1, 3, 3}, pad[] = {-2, -1, 7, 9},
+                     half[] = {3, -4, 5, 5};
     static const fd_case cases[] = {
-        {"matmul 2d", 2, {2, 2}, {{5, 3}, {3, 7}}, b_matmul, {0, 0}},
-        {"matmul 3d", 2, {3, 3}, {{3, 5, 3}, {3, 3, 7}}, b_matmul, {0, 0}},
-        {"matmul 3d a^T", 2, {3, 3}, {{3, 3, 5}, {3, 3, 7}}, b_matmul, {1, 0}},
-        {"matmul 3d b^T", 2, {3, 3}, {{3, 5, 3}, {3, 7, 3}}, b_matmul, {0, 1}},
-        {"matmul 4d a^T b^T", 2, {4, 4}, {{2, 3, 3, 5}, {2, 3, 7, 3}}, b_matmul, {1, 1}},
-        {"permute 3d (0 2 1)", 1, {3}, {{3, 5, 7}}, b_permute, {0, 2, 1}},
-        {"permute 4d (1 2 0 3)", 1, {4}, {{3, 2, 5, 3}}, b_permute, {1, 2, 0, 3}},
-        {"permute 4d (3 1 0 2)", 1, {4}, {{3, 2, 5, 3}}, b_permute, {3, 1, 0, 2}},
-        {"crop shift (1, 1)", 1, {4}, {{2, 3, 5, 7}}, b_crop, {1, 1, 5, 7}},
-        {"crop inside", 1, {4}, {{2, 3, 7, 5}}, b_crop, {2, 1, 3, 3}},
-        {"crop pad all sides", 1, {4}, {{1, 2, 3, 5}}, b_crop, {-2, -1, 7, 9}},
-        {"crop half outside", 1, {4}, {{1, 3, 5, 5}}, b_crop, {3, -4, 5, 5}},
-        {"attention chain", 3, {3, 3, 3}, {{7, 3, 5}, {7, 3, 5}, {7, 3, 5}}, b_attention, {0}},
+        CASE("matmul 2d", b_matmul, mm00, 2, U(V2(5, 3)), U(V2(3, 7))),
+        CASE("matmul 3d", b_matmul, mm00, 2, U(V3(3, 5, 3)), U(V3(3, 3, 7))),
+        CASE("matmul 3d a^T", b_matmul, mm10, 2, U(V3(3, 3, 5)), U(V3(3, 3, 7))),
+        CASE("matmul 3d b^T", b_matmul, mm01, 2, U(V3(3, 5, 3)), U(V3(3, 7, 3))),
+        CASE("matmul 4d a^T b^T", b_matmul, mm11, 2, U(X4(2, 3, 3, 5)), U(X4(2, 3, 7, 3))),
+        CASE("permute 3d (0 2 1)", b_permute, p021, 1, U(V3(3, 5, 7))),
+        CASE("permute 4d (1 2 0 3)", b_permute, p1203, 1, U(X4(3, 2, 5, 3))),
+        CASE("permute 4d (3 1 0 2)", b_permute, p3102, 1, U(X4(3, 2, 5, 3))),
+        CASE("crop shift (1, 1)", b_crop, shift, 1, U(X4(2, 3, 5, 7))),
+        CASE("crop inside", b_crop, inside, 1, U(X4(2, 3, 7, 5))),
+        CASE("crop pad all sides", b_crop, pad, 1, U(X4(1, 2, 3, 5))),
+        CASE("crop half outside", b_crop, half, 1, U(X4(1, 3, 5, 5))),
+        CASE("attention chain", b_attention, NULL, 3, U(V3(7, 3, 5)), U(V3(7, 3, 5)),
+             U(V3(7, 3, 5))),
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        run_fd(&cases[i]);
+        run_case_checks(&cases[i], 0);
     }
 }
 

@@ -5,6 +5,7 @@
  * store: the same architectures and rewards, old trials with NAN costs, new ones with the latency
  * of the device column read straight from data/nb201_latency/nb201_latency_ms.csv. */
 #include "check.h"
+#include "csv_scan.h"
 #include "nascent.h"
 
 #include <math.h>
@@ -28,38 +29,6 @@ static const char *const old_schema =
     " choices BLOB NOT NULL, hash INTEGER NOT NULL, state TEXT NOT NULL, cached INTEGER NOT NULL,"
     " reward REAL, test REAL, params REAL, macs REAL, eval_s REAL, finished REAL, error TEXT,"
     " PRIMARY KEY(study, number));";
-
-/* gold_6226 latency of an NB201 cell string, from the published CSV (a naive scan). */
-static double csv_latency(const char *arch) {
-    FILE *f = fopen("data/nb201_latency/nb201_latency_ms.csv", "r");
-    if (f == NULL) {
-        return NAN;
-    }
-    static char line[8192];
-    int col = -1;
-    double v = NAN;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        char *save = NULL;
-        int c = 0, match = 0;
-        for (char *tok = strtok_r(line, ",\n", &save); tok != NULL;
-             tok = strtok_r(NULL, ",\n", &save), c++) {
-            if (col < 0 && strcmp(tok, "gold_6226") == 0) {
-                col = c;
-            }
-            if (c == 1) {
-                match = strcmp(tok, arch) == 0;
-            }
-            if (match && c == col) {
-                v = atof(tok);
-            }
-        }
-        if (match) {
-            break;
-        }
-    }
-    fclose(f);
-    return v;
-}
 
 /* Run (or resume) `queries` trials of random search on nb201 with table latency costs. */
 static nas_status run(nas_ctx *ctx, nas_store *store, int64_t study, int64_t queries, int resume,
@@ -196,7 +165,8 @@ static void test_old_schema_resume(void) {
         }
         char text[NAS_ARCH_TEXT_MAX];
         nas_space_encode(space, &back[i].arch, text, sizeof(text));
-        const double want = csv_latency(text);
+        const double want =
+            csv_scan("data/nb201_latency/nb201_latency_ms.csv", "gold_6226", text);
         lat_new++;
         if (back[i].cached) { /* a repeat reuses its first trial's result, costs included */
             lat_ok += isnan(back[i].latency_ms) || fabs(back[i].latency_ms - want) <= 1e-9 * want;
