@@ -46,7 +46,9 @@ typedef enum nas_status {
     NAS_ERR_UNSUPPORTED = -7, /* valid, but not implemented for this case */
     NAS_ERR_INFEASIBLE = -8,  /* a budget or constraint nothing satisfies */
     NAS_ERR_STATE = -9,       /* the call does not fit the object's state */
-    NAS_ERR_BACKEND = -10     /* a library underneath (oneDNN, SQLite, ...) failed */
+    NAS_ERR_BACKEND = -10,    /* a library underneath (oneDNN, SQLite, ...) failed */
+    NAS_ERR_MISMATCH = -11    /* stored results this version or these settings do not
+                                 reproduce (a resumed study's strategy proposes otherwise) */
 } nas_status;
 
 /* The context owns the last error message and the allocator. One context per thread of use. */
@@ -1188,7 +1190,8 @@ NAS_API void nas_trials_free(nas_ctx *ctx, nas_trial *trials, int64_t n);
 
 /* The search loop: ask the strategy, evaluate, tell, store, until `queries` trials exist. With
  * resume, the study's stored trials are first replayed into the (fresh) strategy, checking that
- * it proposes the same architectures, so the search continues exactly where it stopped. A
+ * it proposes the same architectures, so the search continues exactly where it stopped (if it
+ * does not - a study of another version or other settings - NAS_ERR_MISMATCH, nothing stored). A
  * repeat of an architecture already evaluated in the study reuses its result (cached = 1). */
 typedef struct nas_search_opts {
     int64_t queries;

@@ -1,12 +1,14 @@
 /* test_store.c - the SQLite store and resume: trials round-trip (NaN included), a trial cannot
  * be written twice, `nascent search` killed with SIGKILL mid-search and rerun with --resume ends
- * with exactly the trials of an uninterrupted run, and two processes searching into one store
+ * with exactly the trials of an uninterrupted run, a resume that the strategy does not reproduce
+ * (a stored trial altered) exits 4 and stores nothing, and two processes searching into one store
  * file both succeed. The CLI runs are real processes (fork/exec of bin/nascent). */
 #include "check.h"
 #include "nascent.h"
 
 #include <math.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -182,6 +184,29 @@ static void test_kill_resume(void) {
     nas_ctx_free(ctx);
 }
 
+/* A stored study that the strategy does not replay (trial 5's hash altered, as a study of
+ * another version would differ): exit code 4, nothing added, the altered row kept. */
+static void test_resume_mismatch(void) {
+    nas_ctx *ctx = nas_ctx_new();
+    char path[512];
+    snprintf(path, sizeof(path), "%s/mismatch.db", tmpdir);
+    CHECK(wait_exit(spawn_search(path, "re", "12", "40", 0)) == 0, "the first run failed");
+    sqlite3 *db = NULL;
+    const int ok = sqlite3_open(path, &db) == SQLITE_OK &&
+                   sqlite3_exec(db, "UPDATE trials SET hash = hash + 1 WHERE number = 5", NULL,
+                                NULL, NULL) == SQLITE_OK &&
+                   sqlite3_changes(db) == 1;
+    sqlite3_close(db);
+    CHECK(ok, "could not alter trial 5 of %s", path);
+    const int rc = wait_exit(spawn_search(path, "re", "12", "60", 1));
+    CHECK(rc == 4, "resume of an altered study: exit %d, want 4", rc);
+    nas_trial *t = NULL;
+    const int64_t n = load_trials(ctx, path, "re", 12, default_config, &t);
+    CHECK(n == 40, "%lld trials after the refused resume, want the 40 stored", (long long)n);
+    nas_trials_free(ctx, t, n > 0 ? n : 1);
+    nas_ctx_free(ctx);
+}
+
 static void test_two_processes(void) {
     nas_ctx *ctx = nas_ctx_new();
     char path[512];
@@ -201,6 +226,7 @@ int main(void) {
     RUN_TEST(test_roundtrip);
     if (access(nascent_bin(), X_OK) == 0) {
         RUN_TEST(test_kill_resume);
+        RUN_TEST(test_resume_mismatch);
         RUN_TEST(test_two_processes);
     } else {
         printf("skip: %s not built\n", nascent_bin());

@@ -6,7 +6,8 @@
 #  2. The best cell trained longer (EPOCHS epochs on the full training split, same reduced
 #     network) and its test accuracy reported.
 # Trials are kept in runs/default/store.db: running `make run` again resumes the search (no
-# finished trial is repeated) and the report lands in runs/default/report.html.
+# finished trial is repeated) and the report lands in runs/default/report.html. A store that
+# this version's strategy does not reproduce (exit code 4) is moved to runs/default/previous-*.
 set -eu
 cd "$(dirname "$0")/.."
 QUERIES=${QUERIES:-150}
@@ -20,8 +21,24 @@ resume=""
 
 echo "== nascent $(bin/nascent --version | cut -d' ' -f2): NB201 space, regularized evolution, Fashion-MNIST"
 echo "== search: $QUERIES candidates at low fidelity ($fidelity)"
-bin/nascent search --space nb201 --strategy re --evaluator train:fashion-mnist \
-    --queries "$QUERIES" --seed "$SEED" $fidelity --store "$out/store.db" $resume --out "$out"
+search() {
+    bin/nascent search --space nb201 --strategy re --evaluator train:fashion-mnist \
+        --queries "$QUERIES" --seed "$SEED" $fidelity --store "$out/store.db" $1 --out "$out"
+}
+rc=0
+search "$resume" || rc=$?
+if [ "$rc" = 4 ]; then
+    # a store from another version of the strategy: keep it, next to a fresh search
+    old="$out/previous-$(date -u +%Y%m%dT%H%M%SZ)"
+    mkdir -p "$old"
+    for f in store.db best.json report.html trials.csv final; do
+        [ -e "$out/$f" ] && mv "$out/$f" "$old/"
+    done
+    echo "== the stored search was made by another version: moved to $old; starting afresh"
+    rc=0
+    search "" || rc=$?
+fi
+[ "$rc" = 0 ] || exit "$rc"
 best=$(sed -n 's/.*"best_arch": *"\([^"]*\)".*/\1/p' "$out/best.json" | head -n 1)
 if [ -z "$best" ]; then
     echo "make run: no best architecture in $out/best.json" >&2

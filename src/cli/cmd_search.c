@@ -668,6 +668,9 @@ int cmd_search(int argc, char **argv) {
     }
     if (st != NAS_OK) {
         fprintf(stderr, "nascent search: %s\n", nas_errmsg(ctx));
+        if (st == NAS_ERR_MISMATCH) { /* a script can set the old store aside and start anew */
+            exit_code = 4;
+        }
     } else {
         print_result(&a, space, trials, n, study, &diag);
         if (strcmp(a.strategy, "nsga2") == 0 && cm != NULL) {

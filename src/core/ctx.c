@@ -76,6 +76,7 @@ const char *nas_status_name(nas_status st) {
         case NAS_ERR_INFEASIBLE: return "NAS_ERR_INFEASIBLE";
         case NAS_ERR_STATE: return "NAS_ERR_STATE";
         case NAS_ERR_BACKEND: return "NAS_ERR_BACKEND";
+        case NAS_ERR_MISMATCH: return "NAS_ERR_MISMATCH";
     }
     return "NAS_ERR_UNKNOWN";
 }

@@ -70,7 +70,7 @@ static nas_status replay(nas_ctx *ctx, const nas_space *space, nas_strategy *str
             char want[512], got[512];
             nas_space_encode(space, &trials[i].arch, want, sizeof(want));
             nas_space_encode(space, &a, got, sizeof(got));
-            return nas_fail(ctx, NAS_ERR_STATE, "resume: at trial %lld the strategy proposes %s "
+            return nas_fail(ctx, NAS_ERR_MISMATCH, "resume: at trial %lld the strategy proposes %s "
                             "but the store has %s (was the study run with other settings or "
                             "another version?)", (long long)i, got, want);
         }
