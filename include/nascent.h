@@ -1187,6 +1187,15 @@ NAS_API nas_status nas_store_trial_add(nas_store *st, int64_t study, const nas_t
 /* Every trial of a study in order; *out is freed with nas_trials_free(ctx, *out, *n). */
 NAS_API nas_status nas_store_trials(nas_store *st, int64_t study, nas_trial **out, int64_t *n);
 NAS_API void nas_trials_free(nas_ctx *ctx, nas_trial *trials, int64_t n);
+/* Final training of a study's best architectures (the diagnostics' ground truth of `search
+ * --final-top`), keyed by the architecture's hash and a text naming the final fidelity, so a
+ * rerun or resume reads them back instead of retraining. A value not measured is NAN (NULL in
+ * the file). get sets *found to 0 (values NAN) when the store has none. */
+NAS_API nas_status nas_store_final_put(nas_store *st, int64_t study, uint64_t hash,
+                                       const char *fidelity, double valid, double test);
+NAS_API nas_status nas_store_final_get(nas_store *st, int64_t study, uint64_t hash,
+                                       const char *fidelity, double *valid, double *test,
+                                       int *found);
 
 /* The search loop: ask the strategy, evaluate, tell, store, until `queries` trials exist. With
  * resume, the study's stored trials are first replayed into the (fresh) strategy, checking that

@@ -1,6 +1,6 @@
 /* test_store.c - the SQLite store and resume: trials round-trip (NaN included), a trial cannot
- * be written twice, `nascent search` killed with SIGKILL mid-search and rerun with --resume ends
- * with exactly the trials of an uninterrupted run, a resume that the strategy does not reproduce
+ * be written twice, final-training results round-trip, `nascent search` killed with SIGKILL
+ * mid-search and rerun with --resume ends with exactly the trials of an uninterrupted run, a resume that the strategy does not reproduce
  * (a stored trial altered) exits 4 and stores nothing, and two processes searching into one store
  * file both succeed. The CLI runs are real processes (fork/exec of bin/nascent). */
 #include "check.h"
@@ -36,6 +36,24 @@ static void test_roundtrip(void) {
     nas_study_info other = info;
     other.seed = 8;
     CHECK(nas_store_study_find(st, &other, &found) == NAS_ERR_STATE, "other seed found");
+    /* final-training results: NaN kept, keyed by hash and fidelity, replaced on a second put */
+    double fv = 0.0, ft = 0.0;
+    int have = -1;
+    const uint64_t big = 0xfedcba9876543210ull; /* above INT64_MAX: stored as a negative int64 */
+    CHECK(nas_store_final_put(st, id, big, "epochs=5;data_fraction=1", NAN, 91.5) == NAS_OK &&
+              nas_store_final_get(st, id, big, "epochs=5;data_fraction=1", &fv, &ft, &have) ==
+                  NAS_OK,
+          "final put/get: %s", nas_errmsg(ctx));
+    CHECK(have == 1 && isnan(fv) && ft == 91.5, "final read back: found %d valid %g test %g", have,
+          fv, ft);
+    CHECK(nas_store_final_get(st, id, big, "epochs=1;data_fraction=1", &fv, &ft, &have) == NAS_OK &&
+              have == 0 && isnan(ft),
+          "another fidelity found (%d)", have);
+    CHECK(nas_store_final_put(st, id, big, "epochs=5;data_fraction=1", 90.0, 92.0) == NAS_OK &&
+              nas_store_final_get(st, id, big, "epochs=5;data_fraction=1", &fv, &ft, &have) ==
+                  NAS_OK &&
+              fv == 90.0 && ft == 92.0,
+          "final result not replaced: %g %g", fv, ft);
     nas_trial t[3];
     memset(t, 0, sizeof(t));
     for (int i = 0; i < 3; i++) {

@@ -526,9 +526,11 @@ typedef struct final_truth {
 
 /* Retrain the final_top best distinct architectures with the search's train evaluator at the
  * final fidelity; their accuracy (test when the evaluator records it) goes to every trial of
- * the same architecture. */
+ * the same architecture. Results are stored with the study (when there is a store) and read back
+ * by a rerun or resume instead of retraining. */
 static nas_status final_train(nas_ctx *ctx, const search_args *a, const nas_space *space,
-                              const nas_trial *trials, int64_t n, final_truth *ft) {
+                              nas_store *store, int64_t study, const nas_trial *trials, int64_t n,
+                              final_truth *ft) {
     nas_eval_opts o = a->eval;
     o.epochs = a->final_epochs;
     o.data_fraction = a->final_fraction;
@@ -542,6 +544,10 @@ static nas_status final_train(nas_ctx *ctx, const search_args *a, const nas_spac
     for (int64_t i = 0; st == NAS_OK && i < n; i++) {
         ft->truth[i] = NAN;
     }
+    /* the key of a stored result: everything final training changes from the study's config */
+    char fidelity[96];
+    snprintf(fidelity, sizeof(fidelity), "epochs=%d;data_fraction=%g", a->final_epochs,
+             a->final_fraction);
     int64_t done = 0, used_test = 0;
     while (st == NAS_OK && done < a->final_top) {
         int64_t pick = -1; /* best complete, evaluated trial without a final value yet */
@@ -554,23 +560,40 @@ static nas_status final_train(nas_ctx *ctx, const search_args *a, const nas_spac
         if (pick < 0) {
             break;
         }
-        nas_eval_result r;
-        double v = -INFINITY; /* a failed retraining: ranked last, and not picked again */
-        if (nas_evaluator_eval_ctx(e, ctx, &trials[pick].arch, &r) == NAS_OK) {
-            used_test += isfinite(r.test);
-            v = isfinite(r.test) ? r.test : r.reward;
-        } else if (!a->quiet && !a->json) {
-            fprintf(stderr, "nascent search: final training of trial %lld failed: %s\n",
-                    (long long)pick + 1, nas_errmsg(ctx));
+        double valid = NAN, test = NAN;
+        int stored = 0;
+        if (store != NULL) {
+            st = nas_store_final_get(store, study, trials[pick].hash, fidelity, &valid, &test,
+                                     &stored);
         }
-        nas_clear_error(ctx);
+        if (st == NAS_OK && !stored) {
+            nas_eval_result r;
+            if (nas_evaluator_eval_ctx(e, ctx, &trials[pick].arch, &r) == NAS_OK) {
+                valid = r.reward;
+                test = r.test;
+                if (store != NULL) {
+                    st = nas_store_final_put(store, study, trials[pick].hash, fidelity, valid,
+                                             test);
+                }
+            } else if (!a->quiet && !a->json) {
+                fprintf(stderr, "nascent search: final training of trial %lld failed: %s\n",
+                        (long long)pick + 1, nas_errmsg(ctx));
+            }
+            if (st == NAS_OK) {
+                nas_clear_error(ctx);
+            }
+        }
+        /* a failed retraining: ranked last (-inf), and not picked again */
+        const double v = isfinite(test) ? test : (isfinite(valid) ? valid : -(double)INFINITY);
+        used_test += isfinite(test);
         for (int64_t i = 0; i < n; i++) { /* -inf marks a failure until the loop ends */
             ft->truth[i] = trials[i].hash == trials[pick].hash ? v : ft->truth[i];
         }
         done++;
         if (!a->quiet && !a->json) {
-            fprintf(stderr, "[final %lld/%lld] trial %lld: %.3f\n", (long long)done,
-                    (long long)a->final_top, (long long)pick + 1, v);
+            fprintf(stderr, "[final %lld/%lld] trial %lld: %.3f%s\n", (long long)done,
+                    (long long)a->final_top, (long long)pick + 1, v,
+                    stored ? " (stored)" : "");
         }
     }
     for (int64_t i = 0; ft->truth != NULL && i < n; i++) {
@@ -651,7 +674,7 @@ int cmd_search(int argc, char **argv) {
     }
     final_truth ft = {NULL, 0, "", ""};
     if (st == NAS_OK && a.final_top > 0) {
-        st = final_train(ctx, &a, space, trials, n, &ft);
+        st = final_train(ctx, &a, space, store, study, trials, n, &ft);
     }
     if (st == NAS_OK && a.out != NULL) {
         const nas_report_opts ro = {.eval_opts = &a.eval, .latency_source = a.latency_source,

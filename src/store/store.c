@@ -8,6 +8,7 @@
  *   studies(id, space, strategy, evaluator, seed, config, created)
  *   trials(study, number, arch, choices, hash, state, cached, reward, test, params, macs,
  *          eval_s, finished, error, memory, latency_ms)
+ *   finals(study, hash, fidelity, valid, test, finished)   -- search --final-top retraining
  *   -- choices: int32 little-endian blob, one per decision
  * Version 1 files (no memory, latency_ms) are migrated on open by ALTER TABLE ADD COLUMN inside
  * one immediate transaction (a second process opening the same old file waits, then finds the
@@ -35,7 +36,13 @@ static const char *const schema =
     " study INTEGER NOT NULL REFERENCES studies(id), number INTEGER NOT NULL, arch TEXT NOT NULL,"
     " choices BLOB NOT NULL, hash INTEGER NOT NULL, state TEXT NOT NULL, cached INTEGER NOT NULL,"
     " reward REAL, test REAL, params REAL, macs REAL, eval_s REAL, finished REAL, error TEXT,"
-    " memory REAL, latency_ms REAL, PRIMARY KEY(study, number));";
+    " memory REAL, latency_ms REAL, PRIMARY KEY(study, number));"
+    /* final training of the best architectures (search --final-top), per fidelity; added
+     * after version 2 as a table of its own, so older files simply gain it */
+    "CREATE TABLE IF NOT EXISTS finals("
+    " study INTEGER NOT NULL REFERENCES studies(id), hash INTEGER NOT NULL,"
+    " fidelity TEXT NOT NULL, valid REAL, test REAL, finished REAL,"
+    " PRIMARY KEY(study, hash, fidelity));";
 
 #define SCHEMA_VERSION 2
 
@@ -270,6 +277,52 @@ nas_status nas_store_trial_add(nas_store *st, int64_t study, const nas_trial *t,
 
 static double column_real(sqlite3_stmt *q, int i) {
     return sqlite3_column_type(q, i) == SQLITE_NULL ? (double)NAN : sqlite3_column_double(q, i);
+}
+
+nas_status nas_store_final_put(nas_store *st, int64_t study, uint64_t hash, const char *fidelity,
+                               double valid, double test) {
+    NAS_CHECK_ARG(st->ctx, fidelity != NULL);
+    sqlite3_stmt *q = NULL;
+    nas_status s = prepare(st, "INSERT OR REPLACE INTO finals(study, hash, fidelity, valid, test, "
+                               "finished) VALUES(?, ?, ?, ?, ?, ?)", &q);
+    if (s == NAS_OK) {
+        sqlite3_bind_int64(q, 1, study);
+        sqlite3_bind_int64(q, 2, (sqlite3_int64)hash);
+        sqlite3_bind_text(q, 3, fidelity, -1, SQLITE_TRANSIENT);
+        bind_real(q, 4, valid);
+        bind_real(q, 5, test);
+        sqlite3_bind_double(q, 6, unix_now());
+        if (sqlite3_step(q) != SQLITE_DONE) {
+            s = db_fail(st, "writing a final-training result");
+        }
+    }
+    sqlite3_finalize(q);
+    return s;
+}
+
+nas_status nas_store_final_get(nas_store *st, int64_t study, uint64_t hash, const char *fidelity,
+                               double *valid, double *test, int *found) {
+    NAS_CHECK_ARG(st->ctx, fidelity != NULL && valid != NULL && test != NULL && found != NULL);
+    *found = 0;
+    *valid = *test = NAN;
+    sqlite3_stmt *q = NULL;
+    nas_status s = prepare(st, "SELECT valid, test FROM finals WHERE study = ? AND hash = ? AND "
+                               "fidelity = ?", &q);
+    if (s == NAS_OK) {
+        sqlite3_bind_int64(q, 1, study);
+        sqlite3_bind_int64(q, 2, (sqlite3_int64)hash);
+        sqlite3_bind_text(q, 3, fidelity, -1, SQLITE_TRANSIENT);
+        const int rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW) {
+            *valid = column_real(q, 0);
+            *test = column_real(q, 1);
+            *found = 1;
+        } else if (rc != SQLITE_DONE) {
+            s = db_fail(st, "reading a final-training result");
+        }
+    }
+    sqlite3_finalize(q);
+    return s;
 }
 
 void nas_trials_free(nas_ctx *ctx, nas_trial *trials, int64_t n) {
