@@ -1,8 +1,8 @@
 /* test_store.c - the SQLite store and resume: trials round-trip (NaN included), a trial cannot
  * be written twice, final-training results round-trip, `nascent search` killed with SIGKILL
- * mid-search and rerun with --resume ends with exactly the trials of an uninterrupted run, a resume that the strategy does not reproduce
- * (a stored trial altered) exits 4 and stores nothing, and two processes searching into one store
- * file both succeed. The CLI runs are real processes (fork/exec of bin/nascent). */
+ * mid-search and rerun with --resume ends with exactly the trials of an uninterrupted run, a
+ * resume that the strategy does not reproduce (a stored trial altered) exits 4 and stores
+ * nothing, and two processes searching into one store file both succeed. The CLI runs are real processes (fork/exec of bin/nascent). */
 #include "check.h"
 #include "nascent.h"
 
