@@ -413,6 +413,16 @@ static int open_results(const char *path, const char *header, FILE **out, done_r
     char *line = NULL;
     size_t cap = 0;
     ssize_t len = getline(&line, &cap, f);
+    if (len < 0 && !ferror(f)) { /* empty: killed before the header was written */
+        free(line);
+        if (fputs(header, f) < 0 || fflush(f) != 0) {
+            fprintf(stderr, "nascent proxies: cannot write %s: %s\n", path, strerror(errno));
+            fclose(f);
+            return 1;
+        }
+        *out = f;
+        return 0;
+    }
     if (len < 0 || strcmp(line, header) != 0) {
         fprintf(stderr, "nascent proxies: %s exists with other columns than this run's (%.*s): "
                 "delete it or choose another --out\n", path, (int)strlen(header) - 1, header);
@@ -429,11 +439,14 @@ static int open_results(const char *path, const char *header, FILE **out, done_r
         }
         char **grown = realloc(d->lines, (size_t)(d->n + 1) * sizeof(char *));
         if (grown == NULL) {
-            break;
+            break; /* out of memory: the rows not kept are scored again */
         }
         d->lines = grown;
         line[len - 1] = '\0';
-        d->lines[d->n++] = strdup(line);
+        if ((d->lines[d->n] = strdup(line)) == NULL) {
+            break;
+        }
+        d->n++;
         keep = ftell(f);
     }
     free(line);
@@ -481,7 +494,8 @@ static int score_many(nas_ctx *ctx, const nas_space *s, nas_proxies *pr, const p
     int hl = snprintf(header, sizeof header, "index,arch");
     for (int i = 0; i < NAS_PROXY_COUNT; i++) {
         if (o->mask & (1u << i)) {
-            hl += snprintf(header + hl, sizeof header - (size_t)hl, ",%s", nas_proxy_name((nas_proxy)i));
+            hl += snprintf(header + hl, sizeof header - (size_t)hl, ",%s",
+                           nas_proxy_name((nas_proxy)i));
         }
     }
     snprintf(header + hl, sizeof header - (size_t)hl, ",seconds\n");
