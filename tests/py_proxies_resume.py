@@ -16,9 +16,10 @@ check = Checks()
 
 
 def proxies(out, sample, seed="5", proxy="synflow,params,macs"):
-    p = subprocess.run([NAS, "proxies", "--space", "nb201", "--sample", str(sample), "--proxy", proxy,
-                        "--seed", seed, "--threads", "1", "--channels-mult", "0.5", "--cells", "1",
-                        "--out", out], capture_output=True, text=True)
+    p = subprocess.run([NAS, "proxies", "--space", "nb201", "--sample", str(sample),
+                        "--proxy", proxy, "--seed", seed, "--threads", "1",
+                        "--channels-mult", "0.5", "--cells", "1", "--out", out],
+                       capture_output=True, text=True)
     return p.returncode, p.stderr
 
 
@@ -46,14 +47,16 @@ def main():
 
     before = open(whole, "rb").read()
     rc, err = proxies(whole, 7)
-    check(rc == 0 and open(whole, "rb").read() == before, f"repeated run adds nothing: rc {rc} {err}")
+    check(rc == 0 and open(whole, "rb").read() == before,
+          f"repeated run adds nothing: rc {rc} {err}")
 
     rc, err = proxies(whole, 7, seed="6")
     check(rc == 2 and "row 0" in err and "--seed" in err, f"another seed refused: rc {rc} {err}")
     check(open(whole, "rb").read() == before, "file untouched after another seed")
 
     rc, err = proxies(whole, 7, proxy="synflow")
-    check(rc == 2 and "other columns" in err and whole in err, f"other columns refused: rc {rc} {err}")
+    check(rc == 2 and "other columns" in err and whole in err,
+          f"other columns refused: rc {rc} {err}")
     check(open(whole, "rb").read() == before, "file untouched after other columns")
     return check.report("py_proxies_resume")
 

@@ -206,8 +206,10 @@ def main():
         y = torch.from_numpy(np.fromfile(os.path.join(d, "y.i32"), dtype="<i4").astype(np.int64))
         # the proxies that need no weight gradient, asked for alone (their backward then skips
         # every weight-gradient pass), must give the same scores
-        p = subprocess.run(cmd[:-3] + ["--proxy", "fisher,jacob_cov,nwot", "--json"], capture_output=True, text=True)
-        check(p.returncode == 0, f"{arch}: nascent (no weight gradients) rc {p.returncode}: {p.stderr}")
+        p = subprocess.run(cmd[:-3] + ["--proxy", "fisher,jacob_cov,nwot", "--json"],
+                           capture_output=True, text=True)
+        check(p.returncode == 0,
+              f"{arch}: nascent (no weight gradients) rc {p.returncode}: {p.stderr}")
         alone = json.loads(p.stdout) if p.returncode == 0 else {}
         for name, fn in PROXIES.items():
             want = fn(net, x, y)

@@ -188,10 +188,11 @@ def test_attention():
 
 
 def test_attention_synflow():
-    """synflow through attention blocks (matmul, permute, softmax in our double pass, which forms the
-    weight gradients there: a softmax can give them either sign) against the reference definition
-    in float64: |params|, ones input, R = sum(logits), sum |W dR/dW| over the conv and linear
-    weights, the q/k/v projections (torch's in_proj_weight) counted as the linear layers they are."""
+    """synflow through attention blocks (matmul, permute, softmax in our double pass, which
+    forms the weight gradients there: a softmax can give them either sign) against the
+    reference definition in float64: |params|, ones input, R = sum(logits), sum |W dR/dW| over
+    the conv and linear weights, the q/k/v projections (torch's in_proj_weight) counted as the
+    linear layers they are."""
     cin, H, W, C, K = 3, 4, 5, 8, 4
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "attn.json")

@@ -1,6 +1,7 @@
 /* test_graph.c - the graph machinery: building, planning, forward/backward on a small MLP against
- * a hand-written double-precision reference (and with parameter gradients off), sticky builder errors, arena reuse without
- * allocation in steady state, views, and the inference planner's memory reuse. */
+ * a hand-written double-precision reference (and with parameter gradients off), sticky builder
+ * errors, arena reuse without allocation in steady state, views, and the inference planner's
+ * memory reuse. */
 #include "check.h"
 #include "nascent.h"
 
@@ -68,10 +69,12 @@ static void test_mlp_grad(void) {
         nas_params_grad(P)[i] = 7.0f;
     }
     nas_graph_set_param_grads(g, 0);
-    CHECK(nas_graph_forward(g) == NAS_OK, "forward without parameter gradients: %s", nas_errmsg(ctx));
+    CHECK(nas_graph_forward(g) == NAS_OK, "forward without parameter gradients: %s",
+          nas_errmsg(ctx));
     CHECK(nas_graph_backward(g, loss) == NAS_OK, "backward without parameter gradients: %s",
           nas_errmsg(ctx));
-    CHECK(memcmp(dx_on, nas_tensor_grad(xin), sizeof dx_on) == 0, "dx changes without parameter grads");
+    CHECK(memcmp(dx_on, nas_tensor_grad(xin), sizeof dx_on) == 0,
+          "dx changes without parameter grads");
     int64_t touched = 0;
     for (int64_t i = 0; i < nas_params_total(P); i++) {
         touched += nas_params_grad(P)[i] != 7.0f;

@@ -20,14 +20,17 @@ static void test_philox_known_answers(void) {
     uint32_t out[4];
     nas_philox4x32(0, 0, 0, out);
     CHECK(out[0] == 0x6627e8d5u && out[1] == 0xe169c58du && out[2] == 0xbc57ac4cu &&
-          out[3] == 0x9b00dbd8u, "zero vector: %08x %08x %08x %08x", out[0], out[1], out[2], out[3]);
+              out[3] == 0x9b00dbd8u,
+          "zero vector: %08x %08x %08x %08x", out[0], out[1], out[2], out[3]);
     nas_philox4x32(0xffffffffffffffffull, 0xffffffffffffffffull, 0xffffffffffffffffull, out);
     CHECK(out[0] == 0x408f276du && out[1] == 0x41c83b0eu && out[2] == 0xa20bc7c6u &&
-          out[3] == 0x6d5451fdu, "all-ones vector: %08x %08x %08x %08x", out[0], out[1], out[2], out[3]);
+              out[3] == 0x6d5451fdu,
+          "all-ones vector: %08x %08x %08x %08x", out[0], out[1], out[2], out[3]);
     /* counter 243f6a88 85a308d3 13198a2e 03707344, key a4093822 299f31d0 */
     nas_philox4x32(0x299f31d0a4093822ull, 0x0370734413198a2eull, 0x85a308d3243f6a88ull, out);
     CHECK(out[0] == 0xd16cfe09u && out[1] == 0x94fdccebu && out[2] == 0x5001e420u &&
-          out[3] == 0x24126ea1u, "pi vector: %08x %08x %08x %08x", out[0], out[1], out[2], out[3]);
+              out[3] == 0x24126ea1u,
+          "pi vector: %08x %08x %08x %08x", out[0], out[1], out[2], out[3]);
 }
 
 static void test_x8_matches_scalar(void) {
@@ -68,8 +71,8 @@ static void test_fills_match_formula(void) {
         const uint64_t cu = ru.counter, cz = rz.counter;
         nas_rng_fill_uniform(&ru, u, n, -0.5f, 2.0f);
         nas_rng_fill_normal(&rz, z, n, 1.0f, 3.0f);
-        CHECK(ru.counter == cu + (uint64_t)n && rz.counter == cz + (uint64_t)n, "counters advance by n = %lld",
-              (long long)n);
+        CHECK(ru.counter == cu + (uint64_t)n && rz.counter == cz + (uint64_t)n,
+              "counters advance by n = %lld", (long long)n);
         int64_t bad = 0;
         for (int64_t i = 0; i < n; i++) {
             uint32_t b[4];
@@ -80,7 +83,8 @@ static void test_fills_match_formula(void) {
             const float ez = 1.0f + 3.0f * (float)(r * cos(6.283185307179586 * u53_of(b[3], b[2])));
             bad += u[i] != eu || z[i] != ez;
         }
-        CHECK(bad == 0, "n = %lld: %lld draws differ from the formula", (long long)n, (long long)bad);
+        CHECK(bad == 0, "n = %lld: %lld draws differ from the formula", (long long)n,
+              (long long)bad);
         free(u);
         free(z);
     }

@@ -2,7 +2,8 @@
  * be written twice, final-training results round-trip, `nascent search` killed with SIGKILL
  * mid-search and rerun with --resume ends with exactly the trials of an uninterrupted run, a
  * resume that the strategy does not reproduce (a stored trial altered) exits 4 and stores
- * nothing, and two processes searching into one store file both succeed. The CLI runs are real processes (fork/exec of bin/nascent). */
+ * nothing, and two processes searching into one store file both succeed. The CLI runs are real
+ * processes (fork/exec of bin/nascent). */
 #include "check.h"
 #include "nascent.h"
 

@@ -114,7 +114,8 @@ void nas_philox4x32_x8(uint64_t key, uint64_t counter_hi, uint64_t first, uint32
         lo[j] = (uint32_t)(first + (uint64_t)j);
         hi[j] = (uint32_t)((first + (uint64_t)j) >> 32);
     }
-    __m256i c0 = _mm256_loadu_si256((const __m256i *)lo), c1 = _mm256_loadu_si256((const __m256i *)hi);
+    __m256i c0 = _mm256_loadu_si256((const __m256i *)lo);
+    __m256i c1 = _mm256_loadu_si256((const __m256i *)hi);
     __m256i c2 = _mm256_set1_epi32((int)(uint32_t)counter_hi);
     __m256i c3 = _mm256_set1_epi32((int)(uint32_t)(counter_hi >> 32));
     const __m256i m0 = _mm256_set1_epi32((int)PHILOX_M0), m1 = _mm256_set1_epi32((int)PHILOX_M1);

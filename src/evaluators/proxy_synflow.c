@@ -463,7 +463,8 @@ static void mul_run(synflow_ws *w, const nas_node *n, const double *dy) {
 
 /* permute (iparam = the axes, padded to 4 with trailing 1s as in src/ops/crop.c): forward
  * y = x permuted (dy NULL), or backward dx += dy sent back to where each element came from. */
-static void permute_run(const nas_node *n, const double *x, double *y, const double *dy, double *dx) {
+static void permute_run(const nas_node *n, const double *x, double *y, const double *dy,
+                        double *dx) {
     const nas_node *xn = n->src[0];
     int64_t xs[4], st[4];
     xs[3] = 1;
@@ -503,7 +504,8 @@ static void matmul_run(synflow_ws *w, const nas_node *n, const double *dy) {
     const int64_t batch = n->numel / (M * N);
     const double alpha = (double)n->fparam[0];
     const double *A = val(w, an), *B = val(w, bn);
-    double *Y = val(w, n), *dA = dy != NULL ? grd(w, an) : NULL, *dB = dy != NULL ? grd(w, bn) : NULL;
+    double *Y = val(w, n);
+    double *dA = dy != NULL ? grd(w, an) : NULL, *dB = dy != NULL ? grd(w, bn) : NULL;
     for (int64_t t = 0; t < batch; t++) {
         const double *a = A + t * M * K, *b = B + t * K * N;
         for (int64_t i = 0; i < M; i++) {
@@ -844,7 +846,8 @@ static int64_t layout(const nas_graph *g, dnode *nd, int64_t *col_size, int *sig
 static nas_status signed_score(nas_proxies *pr, const synflow_ws *w, double *out) {
     const nas_graph *g = w->g;
     const int64_t total = nas_params_total(w->p), np = nas_params_count(w->p);
-    double *gsum = nas_proxy_buf_reserve(pr->ctx, &pr->work[1], (size_t)(total > 0 ? total : 1) * sizeof(double));
+    double *gsum = nas_proxy_buf_reserve(pr->ctx, &pr->work[1],
+                                         (size_t)(total > 0 ? total : 1) * sizeof(double));
     unsigned char *used = nas_proxy_buf_reserve(pr->ctx, &pr->work[2], (size_t)(np > 0 ? np : 1));
     if (gsum == NULL || used == NULL) {
         return NAS_ERR_NOMEM;
