@@ -4,7 +4,7 @@
 #   bench/bench_proxies.sh [--long]
 #
 # Always: per-architecture time of each proxy on the NB201 all-nor_conv_3x3 cell (C = 16, N = 5,
-# CIFAR-10 shapes, batch 64, 2 threads; build + init + score, median of 3) for nascent and for
+# CIFAR-10 shapes, batch 64, 2 threads; build + init + score, median of 5) for nascent and for
 # PyTorch (bench/bench_proxies_torch.py) in the same run, printed as `speedup proxy_NAME X`
 # (X = PyTorch time / ours; target >= 3).
 # --long adds: synflow (+ params, macs) over all 15,625 NB201 cells and its Spearman rho with
@@ -32,8 +32,8 @@ json_field() { sed -E "s/.*\"$1\": ([-0-9.eE+]+|null).*/\1/"; }
 echo "== proxies: per-architecture time, NB201 all-conv3x3 C=16 N=5, batch 64, 2 threads"
 for p in synflow snip grad_norm nwot jacob_cov grasp fisher; do
     ours=$("$NAS" proxies --space nb201 --arch "$ALL_CONV3" --proxy "$p" --batch 64 --synthetic \
-           --threads 2 --repeat 3 --json | json_field seconds)
-    torch=$("$PY" bench/bench_proxies_torch.py --repeat 3 --threads 2 "$p" | awk '{print $3}')
+           --threads 2 --repeat 5 --json | json_field seconds)
+    torch=$("$PY" bench/bench_proxies_torch.py --repeat 5 --threads 2 "$p" | awk '{print $3}')
     echo "proxy_$p nascent ${ours}s torch ${torch}s"
     awk -v t="$torch" -v o="$ours" -v p="$p" 'BEGIN { if (o > 0) printf "speedup proxy_%s %.2f\n", p, t / o }'
 done
