@@ -279,6 +279,13 @@ static double column_real(sqlite3_stmt *q, int i) {
     return sqlite3_column_type(q, i) == SQLITE_NULL ? (double)NAN : sqlite3_column_double(q, i);
 }
 
+/* Parameters 1-3 of a finals statement: the row's key. */
+static void bind_final_key(sqlite3_stmt *q, int64_t study, uint64_t hash, const char *fidelity) {
+    sqlite3_bind_int64(q, 1, study);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)hash);
+    sqlite3_bind_text(q, 3, fidelity, -1, SQLITE_TRANSIENT);
+}
+
 nas_status nas_store_final_put(nas_store *st, int64_t study, uint64_t hash, const char *fidelity,
                                double valid, double test) {
     NAS_CHECK_ARG(st->ctx, fidelity != NULL);
@@ -286,9 +293,7 @@ nas_status nas_store_final_put(nas_store *st, int64_t study, uint64_t hash, cons
     nas_status s = prepare(st, "INSERT OR REPLACE INTO finals(study, hash, fidelity, valid, test, "
                                "finished) VALUES(?, ?, ?, ?, ?, ?)", &q);
     if (s == NAS_OK) {
-        sqlite3_bind_int64(q, 1, study);
-        sqlite3_bind_int64(q, 2, (sqlite3_int64)hash);
-        sqlite3_bind_text(q, 3, fidelity, -1, SQLITE_TRANSIENT);
+        bind_final_key(q, study, hash, fidelity);
         bind_real(q, 4, valid);
         bind_real(q, 5, test);
         sqlite3_bind_double(q, 6, unix_now());
@@ -309,9 +314,7 @@ nas_status nas_store_final_get(nas_store *st, int64_t study, uint64_t hash, cons
     nas_status s = prepare(st, "SELECT valid, test FROM finals WHERE study = ? AND hash = ? AND "
                                "fidelity = ?", &q);
     if (s == NAS_OK) {
-        sqlite3_bind_int64(q, 1, study);
-        sqlite3_bind_int64(q, 2, (sqlite3_int64)hash);
-        sqlite3_bind_text(q, 3, fidelity, -1, SQLITE_TRANSIENT);
+        bind_final_key(q, study, hash, fidelity);
         const int rc = sqlite3_step(q);
         if (rc == SQLITE_ROW) {
             *valid = column_real(q, 0);
