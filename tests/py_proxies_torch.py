@@ -1,7 +1,7 @@
 """py_proxies_torch.py - every zero-cost proxy of `nascent proxies` against a PyTorch
 implementation on the same small NB201 network (C = 8, N = 1), the same weights and the same
 minibatch (batch 8): nascent exports its initial weights (weights.nas) and the minibatch, this
-script loads them into the peer NB201 definition (/work/shared/peers/nb201_defs.py) and computes
+script loads them into the NB201 definition of tests/py_nets_torch.py and computes
 each proxy as SamsungLabs/zero-cost-nas defines it (fresh copy of the network per proxy, training
 mode, F.cross_entropy), then compares within 1e-4 relative.
 
@@ -14,19 +14,31 @@ import struct
 import subprocess
 import sys
 import tempfile
+import types
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# The peer definitions live in ../shared/peers beside the checkout (CI clones with shared/ beside).
-PEERS = os.environ.get("NAS_PEERS", os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                 "..", "..", "shared", "peers"))
-sys.path.insert(0, PEERS)
-import nb201_defs as nb  # noqa: E402
-
+import py_nets_torch as nets  # noqa: E402  the project's NB201 reference (tests/py_nets_torch.py)
 from pycheck import NAS, Checks  # noqa: E402
+
+
+def parse_arch(s):
+    """'|op~0|+|op~0|op~1|+|op~0|op~1|op~2|' -> the six ops in nets.EDGES order."""
+    ops = []
+    for node, part in enumerate(s.split("+"), start=1):
+        toks = [t for t in part.split("|") if t]
+        assert len(toks) == node and all(t.split("~")[1] == str(j) for j, t in enumerate(toks)), s
+        ops += [t.split("~")[0] for t in toks]
+    assert all(o in nets.OPS for o in ops), s
+    return ops
+
+
+# what this test and bench/bench_proxies_torch.py need of an NB201 definition
+nb = types.SimpleNamespace(nb201=nets.nb201, parse_arch=parse_arch,
+                           count=lambda net: nets.count(net, (3, 32, 32)))
 REL_TOL = 1e-4
 # grasp's Hessian-gradient product is a float32 finite difference (src/evaluators/proxy_grasp.c):
 # measured 2e-5 .. 1.5e-4 against PyTorch's double backward, so it gets a looser bound.
