@@ -16,6 +16,7 @@ import tempfile
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pycheck import Checks
 
 torch.set_default_dtype(torch.float64)
 FWD_TOL, GRAD_TOL = 1e-5, 1e-4
@@ -47,26 +48,16 @@ def rel_err(got, ref):
     return float(((got - ref).abs() / ref.abs().clamp(min=1.0)).max())
 
 
-class Checker:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def case(self, name, pairs):
-        """pairs: (label, got, ref, tol)"""
-        bad = []
-        for label, got, ref, tol in pairs:
-            err = rel_err(got, ref)
-            if os.environ.get("NAS_TEST_VERBOSE"):
-                print("     %s %s: %.2e" % (name, label, err))
-            if not err < tol:
-                bad.append("%s err %.3g (tol %g)" % (label, err, tol))
-        if bad:
-            self.failed += 1
-            print("FAIL %s: %s" % (name, "; ".join(bad)))
-        else:
-            self.passed += 1
-            print("ok   %s" % name)
+def check_case(ck, name, pairs):
+    """One check per case: pairs of (label, got, ref, tol), all within tolerance."""
+    bad = []
+    for label, got, ref, tol in pairs:
+        err = rel_err(got, ref)
+        if os.environ.get("NAS_TEST_VERBOSE"):
+            print("     %s %s: %.2e" % (name, label, err))
+        if not err < tol:
+            bad.append("%s err %.3g (tol %g)" % (label, err, tol))
+    ck(not bad, "%s%s" % (name, ": " + "; ".join(bad) if bad else ""))
 
 
 def leaf(t):
@@ -90,7 +81,7 @@ def check_bn(ck, name, d, training, affine):
     if affine:
         pairs += [("dgamma", d["dgamma"], gamma.grad, GRAD_TOL),
                   ("dbeta", d["dbeta"], beta.grad, GRAD_TOL)]
-    ck.case(name, pairs)
+    check_case(ck, name, pairs)
 
 
 def check_bn_cumulative(ck, d):
@@ -100,7 +91,7 @@ def check_bn_cumulative(ck, d):
     bn.train()
     for k in range(3):
         bn(d["x%d" % k])
-    ck.case("bn_cumulative", [("running_mean", d["rm"], bn.running_mean, FWD_TOL),
+    check_case(ck, "bn_cumulative", [("running_mean", d["rm"], bn.running_mean, FWD_TOL),
                               ("running_var", d["rv"], bn.running_var, FWD_TOL)])
 
 
@@ -116,7 +107,7 @@ def check_pool(ck, name, d):
         else:
             y = F.avg_pool2d(x, k, s, p, count_include_pad=name.endswith("_c1"))
     (y * d["r"]).sum().backward()
-    ck.case(name, [("y", d["y"], y, FWD_TOL), ("dx", d["dx"], x.grad, GRAD_TOL)])
+    check_case(ck, name, [("y", d["y"], y, FWD_TOL), ("dx", d["dx"], x.grad, GRAD_TOL)])
 
 
 UNARY = {
@@ -134,14 +125,14 @@ def check_unary(ck, name, d):
     x = leaf(d["x"])
     y = UNARY[name](x)
     (y * d["r"]).sum().backward()
-    ck.case(name, [("y", d["y"], y, FWD_TOL), ("dx", d["dx"], x.grad, GRAD_TOL)])
+    check_case(ck, name, [("y", d["y"], y, FWD_TOL), ("dx", d["dx"], x.grad, GRAD_TOL)])
 
 
 def check_ce(ck, name, d):
     z = leaf(d["z"])
     loss = F.cross_entropy(z, d["labels"].long(), label_smoothing=float(d["eps"][0]))
     loss.backward()
-    ck.case(name, [("loss", d["loss"], loss, FWD_TOL), ("dz", d["dz"], z.grad, GRAD_TOL)])
+    check_case(ck, name, [("loss", d["loss"], loss, FWD_TOL), ("dz", d["dz"], z.grad, GRAD_TOL)])
 
 
 def check_kl(ck, name, d):
@@ -150,7 +141,7 @@ def check_kl(ck, name, d):
     loss = F.kl_div(F.log_softmax(s / T, dim=1), F.softmax(d["t"] / T, dim=1),
                     reduction="batchmean") * T * T
     loss.backward()
-    ck.case(name, [("loss", d["loss"], loss, FWD_TOL), ("ds", d["ds"], s.grad, GRAD_TOL),
+    check_case(ck, name, [("loss", d["loss"], loss, FWD_TOL), ("ds", d["ds"], s.grad, GRAD_TOL),
                    ("dt (teacher gets none)", d["dt"], torch.zeros_like(d["dt"]), 1e-12)])
 
 
@@ -165,7 +156,7 @@ def check_lstm(ck, d):
     h2, c2 = cell(x, (h, c))
     y = torch.cat([h2, c2], dim=1)
     (y * d["r"]).sum().backward()
-    ck.case("lstm_cell", [("y", d["y"], y, FWD_TOL), ("dx", d["dx"], x.grad, GRAD_TOL),
+    check_case(ck, "lstm_cell", [("y", d["y"], y, FWD_TOL), ("dx", d["dx"], x.grad, GRAD_TOL),
                           ("dh", d["dh"], h.grad, GRAD_TOL), ("dc", d["dc"], c.grad, GRAD_TOL),
                           ("dw_ih", d["dw_ih"], cell.weight_ih.grad, GRAD_TOL),
                           ("dw_hh", d["dw_hh"], cell.weight_hh.grad, GRAD_TOL),
@@ -175,14 +166,13 @@ def check_lstm(ck, d):
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build/release"
     tool = os.path.join(build, "tests", "tool_ops_dump")
-    ck = Checker()
+    ck = Checks(echo_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "ops.bin")
         proc = subprocess.run([tool, path], capture_output=True, text=True)
         if proc.returncode != 0:
-            print("FAIL tool_ops_dump exit %d: %s" % (proc.returncode, proc.stderr.strip()))
-            print("RESULT ops_torch passed=0 failed=1")
-            return 1
+            ck(False, "tool_ops_dump exit %d: %s" % (proc.returncode, proc.stderr.strip()))
+            return ck.report("ops_torch")
         cases = read_dump(path)
     expected = 0
     for name, d in sorted(cases.items()):
@@ -207,16 +197,12 @@ def main():
             elif name == "lstm_cell":
                 check_lstm(ck, d)
             else:
-                ck.failed += 1
-                print("FAIL %s: no reference for this case" % name)
+                ck(False, "%s: no reference for this case" % name)
         except Exception as e:  # a missing tensor or a torch error is a failed case
-            ck.failed += 1
-            print("FAIL %s: %s: %s" % (name, type(e).__name__, e))
+            ck(False, "%s: %s: %s" % (name, type(e).__name__, e))
     if expected < 24:
-        ck.failed += 1
-        print("FAIL only %d cases in the dump (24 expected)" % expected)
-    print("RESULT ops_torch passed=%d failed=%d" % (ck.passed, ck.failed))
-    return 0 if ck.failed == 0 else 1
+        ck(False, "only %d cases in the dump (24 expected)" % expected)
+    return ck.report("ops_torch")
 
 
 if __name__ == "__main__":

@@ -9,22 +9,22 @@ import subprocess
 import sys
 import tempfile
 
+from pycheck import Checks
+
 SECONDS = int(os.environ.get("NAS_FUZZ_SECONDS", "3"))
 TARGETS = ["nb201", "darts", "mbnet", "nasrl", "json"]
 
 
 def main():
-    passed = failed = 0
-    if shutil.which("clang") is None:
-        print("FAIL clang not found: install clang and libclang-rt-14-dev (tools/deps.sh)")
-        print("RESULT py_spaces_fuzz passed=0 failed=1")
-        return 1
+    check = Checks(echo_ok=True)
+    if not check(shutil.which("clang") is not None,
+                 "clang found (else install clang and libclang-rt-14-dev: tools/deps.sh)"):
+        return check.report("py_spaces_fuzz")
     r = subprocess.run(["make", "-s", "fuzz-spaces-build"], capture_output=True, text=True)
     if r.returncode != 0:
         print(r.stdout[-3000:], r.stderr[-3000:])
-        print("FAIL building the fuzz harnesses")
-        print("RESULT py_spaces_fuzz passed=0 failed=1")
-        return 1
+    if not check(r.returncode == 0, "building the fuzz harnesses"):
+        return check.report("py_spaces_fuzz")
     with tempfile.TemporaryDirectory() as tmp:
         for t in TARGETS:
             corpus = os.path.join(tmp, t)
@@ -35,15 +35,11 @@ def main():
                                 "-rss_limit_mb=4096", "-artifact_prefix=" + tmp + "/crash-", corpus],
                                capture_output=True, text=True, env=env)
             runs = [ln for ln in r.stderr.splitlines() if ln.startswith("Done ")]
-            if r.returncode == 0 and runs:
-                passed += 1
-                print("ok   fuzz %s: %s" % (t, runs[-1]))
-            else:
-                failed += 1
+            if r.returncode != 0 or not runs:
                 print(r.stderr[-4000:])
-                print("FAIL fuzz %s (exit %d)" % (t, r.returncode))
-    print("RESULT py_spaces_fuzz passed=%d failed=%d" % (passed, failed))
-    return 0 if failed == 0 else 1
+            check(r.returncode == 0 and runs,
+                  "fuzz %s (exit %d): %s" % (t, r.returncode, runs[-1] if runs else "no run"))
+    return check.report("py_spaces_fuzz")
 
 
 if __name__ == "__main__":
