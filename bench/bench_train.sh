@@ -15,9 +15,9 @@
 #   (bench_train_nb201_torch.py): `speedup nb201_fmnist_proxy_epoch X`,
 #   `speedup nb201_fmnist_full_epoch X`. --long adds 5- and 20-epoch schedules of the proxy and
 #   5- and 20-epoch schedules of the full network on all the data (nascent only, test accuracy
-#   after every epoch). On the 2-core machine of bench/RESULTS.md a full-network epoch of this
-#   cell takes ~8.5 minutes plus ~0.5 minute of testing: the two full-network runs need ~3.8
-#   hours of a quiet machine.
+#   after every epoch). On the 2-core AVX2 machine of bench/RESULTS.md a full-network epoch of
+#   this cell takes ~8.5 minutes plus ~0.5 minute of testing (the two full-network runs: ~3.8
+#   hours of a quiet machine); on a 2-core AVX-512 machine ~3.2 minutes (~1.5 hours).
 #
 # Usage: bench/bench_train.sh [--nb201] [--long] [--seeds "0 1 2"]   (from the repository root)
 set -euo pipefail
