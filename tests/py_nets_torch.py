@@ -12,10 +12,10 @@ Checks, each against PyTorch (Debian's python3-torch) running the reference defi
   - same weights (ours, exported by tool_nets, loaded by name into the PyTorch model) and same
     batch: loss and every parameter gradient, batch norm in training mode, within 1e-4 relative
     (per tensor, L2 norm of the difference over the norm of the reference, with a floor for
-    tensors that are zero in exact arithmetic, see floor_of; where PyTorch's own float32 run is
+    tensors that are zero in exact arithmetic, see floor_of; where PyTorch's own float32 runs are
     further than 1e-4/3 from float64 -- an ill-conditioned tensor, see compare -- within 3x that);
-  - 10 (or 3 or 1, see test_optim) steps of SGD-Nesterov (momentum 0.9, weight decay 5e-4) and of AdamW
-    against torch.optim: every parameter and BN running statistic within 1e-4 relative after them;
+  - 10 (or 3 or 1, see test_optim) steps of SGD-Nesterov (momentum 0.9, weight decay 5e-4) and of
+    AdamW against torch.optim: every parameter and BN running statistic within 1e-4 relative;
   - same seed and thread count: bit-identical dumps; a graph rebuilt every step (the NAS use case)
     gives bit-identical results to one reused graph.
 The reference runs in float64, so the differences measured are ours (float32) alone; PyTorch is also
@@ -345,8 +345,8 @@ def test_optim(tmp):
     """Steps of each optimiser against torch.optim. A 10-step trajectory of a deep BN network at a
     tiny batch can be chaotic: float32 rounding alone (PyTorch float32 against float64) may move
     the result by 1e-2 or more for some seeds. The strict check is only meaningful on a
-    well-conditioned trajectory, so the first (steps, seed) -- 10 steps, seeds 5..10, then 3, then 1
-    -- on which PyTorch float32 (as is, channels-last and from ulp-nudged starts, float32_runs)
+    well-conditioned trajectory, so the first (steps, seed) -- 10 steps, seeds 5..10, then 3, then
+    1 -- on which PyTorch float32 (as is, channels-last and from ulp-nudged starts, float32_runs)
     stays within TOL/3 of float64 is used, and ours must then be within TOL; none is a failure."""
     cfgs = [("sgd", 0.05), ("adamw", 1e-3)]
     nets = [Net("nb201", randmix(), C=8, N=1), Net("nb201", ALLCONV, C=8, N=1)]
