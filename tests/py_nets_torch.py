@@ -190,15 +190,15 @@ def floor_of(tensors):
     return 1e-2 * float(np.median([np.linalg.norm(np.asarray(v, np.float64)) for v in tensors]))
 
 def ulp_nudge(t, gen):
-    """Each element moved one float32 ulp up or down at random: rounding-sized noise."""
-    up = torch.rand(t.shape, generator=gen, dtype=torch.float64) < 0.5
-    inf = torch.tensor(float("inf"), dtype=t.dtype)
-    return torch.nextafter(t, torch.where(up, inf, -inf))
+    """Each element scaled by 1 +- 2^-23 at random (computed in float64): one float32 ulp, the
+    size of a float32 rounding, whatever t's own precision."""
+    sign = torch.where(torch.rand(t.shape, generator=gen, dtype=torch.float64) < 0.5, -1.0, 1.0)
+    return (t.double() * (1.0 + sign * 2.0 ** -23)).to(t.dtype)
 
 def torch_replay(net, dump, steps, opt, lr, wd, dtype=torch.float64, nudge=None, nhwc=False):
     """Our initial weights and batches into the PyTorch model (float64 by default); returns losses,
-    step-0 gradients and the final state (parameters and buffers) by our names. nudge (a seed,
-    float32 only): weights and inputs moved by one ulp at random first. nhwc: channels-last
+    step-0 gradients and the final state (parameters and buffers) by our names. nudge (a seed):
+    weights and every batch moved by one float32 ulp at random first (see ulp_nudge). nhwc: channels-last
     tensors, which PyTorch runs through other kernels (another summation order)."""
     gen = torch.Generator().manual_seed(nudge) if nudge is not None else None
     m = net.torch_model().to(dtype).train()
@@ -239,13 +239,19 @@ def torch_replay(net, dump, steps, opt, lr, wd, dtype=torch.float64, nudge=None,
     return losses, grads, final
 
 def float32_runs(net, dump, steps, opt, lr, wd):
-    """PyTorch in float32 as is, channels-last (other kernels, another summation order) and from
-    two ulp-nudged starts: how far float32 rounding alone can move each result. One float32 run is
-    one sample of that noise; ours is another, and a kernel that sums in another order (oneDNN's
-    AVX-512 kernels against its AVX2 ones) can land 3x further out than one sample by chance on an
-    ill-conditioned tensor."""
-    return [torch_replay(net, dump, steps, opt, lr, wd, torch.float32, nudge, nhwc)
-            for nudge, nhwc in ((None, False), (None, True), (1, False), (2, True))]
+    """How far float32 rounding alone can move each result: PyTorch in float32 as is,
+    channels-last (other kernels, another summation order) and from two starts nudged by one ulp,
+    and in float64 from two nudged starts (how much the exact computation amplifies rounding-sized
+    errors). One float32
+    run is one sample of that noise, and PyTorch's own float32 results differ from process to
+    process (its reductions split at memory alignment), so a chaotic 10-step trajectory can look
+    quiet in both float32 runs; the nudged float64 runs are repeatable and show it. Ours is another
+    sample: a kernel that sums in another order (oneDNN's AVX-512 kernels against its AVX2 ones) can
+    land 3x further out than one sample on an ill-conditioned tensor."""
+    return [torch_replay(net, dump, steps, opt, lr, wd, dtype, nudge, nhwc)
+            for dtype, nudge, nhwc in ((torch.float32, None, False), (torch.float32, None, True),
+                                       (torch.float32, 1, False), (torch.float32, 2, True),
+                                       (torch.float64, 1, False), (torch.float64, 2, False))]
 
 def compare(net, tag, dump, ref_losses, ref_grads, ref_final, steps, skip=(), t32=None):
     """Losses per step, step-0 gradients and the final state against the float64 reference.
@@ -346,11 +352,13 @@ def test_optim(tmp):
     tiny batch can be chaotic: float32 rounding alone (PyTorch float32 against float64) may move
     the result by 1e-2 or more for some seeds. The strict check is only meaningful on a
     well-conditioned trajectory, so the first (steps, seed) -- 10 steps, seeds 5..10, then 3, then
-    1 -- on which PyTorch float32 (as is, channels-last and from ulp-nudged starts, float32_runs)
-    stays within TOL/3 of float64 is used, and ours must then be within TOL. Where none is (AdamW on
+    1 -- on which the float32 noise (PyTorch float32 as is, channels-last and nudged, float64 nudged:
+    float32_runs) stays within TOL/3 of float64 is used, and ours must then be within TOL. Where none is (AdamW on
     the deep network of the long run), the best-conditioned one is judged as test_grads judges
     gradients: within 3x the farthest float32 run (compare's second rule)."""
-    cfgs = [("sgd", 0.05), ("adamw", 1e-3)]
+    # small steps: at SGD lr 0.05 / AdamW 1e-3 most 10-step trajectories of these batch-2 BN
+    # networks were chaotic (1 ulp at the start moved the end by 1e-1)
+    cfgs = [("sgd", 0.01), ("adamw", 1e-4)]
     nets = [Net("nb201", randmix(), C=8, N=1), Net("nb201", ALLCONV, C=8, N=1)]
     if LONG:
         nets.append(Net("nb201", randmix(), C=16, N=5))
