@@ -198,8 +198,8 @@ def ulp_nudge(t, gen):
 def torch_replay(net, dump, steps, opt, lr, wd, dtype=torch.float64, nudge=None, nhwc=False):
     """Our initial weights and batches into the PyTorch model (float64 by default); returns losses,
     step-0 gradients and the final state (parameters and buffers) by our names. nudge (a seed):
-    weights and every batch moved by one float32 ulp at random first (see ulp_nudge). nhwc: channels-last
-    tensors, which PyTorch runs through other kernels (another summation order)."""
+    weights and every batch moved by one float32 ulp at random first (see ulp_nudge). nhwc:
+    channels-last tensors, which PyTorch runs through other kernels (another summation order)."""
     gen = torch.Generator().manual_seed(nudge) if nudge is not None else None
     m = net.torch_model().to(dtype).train()
     sd = m.state_dict()
@@ -242,12 +242,11 @@ def float32_runs(net, dump, steps, opt, lr, wd):
     """How far float32 rounding alone can move each result: PyTorch in float32 as is,
     channels-last (other kernels, another summation order) and from two starts nudged by one ulp,
     and in float64 from two nudged starts (how much the exact computation amplifies rounding-sized
-    errors). One float32
-    run is one sample of that noise, and PyTorch's own float32 results differ from process to
-    process (its reductions split at memory alignment), so a chaotic 10-step trajectory can look
-    quiet in both float32 runs; the nudged float64 runs are repeatable and show it. Ours is another
-    sample: a kernel that sums in another order (oneDNN's AVX-512 kernels against its AVX2 ones) can
-    land 3x further out than one sample on an ill-conditioned tensor."""
+    errors). PyTorch's float32 results differ from process to process (its reductions split at
+    memory alignment), so float32 runs alone can make a chaotic trajectory look quiet; the nudged
+    float64 runs repeat and show it. Ours is one more sample of the noise: a kernel that sums in
+    another order (oneDNN's AVX-512 kernels against its AVX2 ones) can land 3x further out than
+    one float32 sample on an ill-conditioned tensor."""
     return [torch_replay(net, dump, steps, opt, lr, wd, dtype, nudge, nhwc)
             for dtype, nudge, nhwc in ((torch.float32, None, False), (torch.float32, None, True),
                                        (torch.float32, 1, False), (torch.float32, 2, True),
@@ -352,10 +351,10 @@ def test_optim(tmp):
     tiny batch can be chaotic: float32 rounding alone (PyTorch float32 against float64) may move
     the result by 1e-2 or more for some seeds. The strict check is only meaningful on a
     well-conditioned trajectory, so the first (steps, seed) -- 10 steps, seeds 5..10, then 3, then
-    1 -- on which the float32 noise (PyTorch float32 as is, channels-last and nudged, float64 nudged:
-    float32_runs) stays within TOL/3 of float64 is used, and ours must then be within TOL. Where none is (AdamW on
-    the deep network of the long run), the best-conditioned one is judged as test_grads judges
-    gradients: within 3x the farthest float32 run (compare's second rule)."""
+    1 -- on which the float32 noise (float32_runs) stays within TOL/3 of float64 is used, and ours
+    must then be within TOL. Where none is (AdamW on the deep network of the long run), the
+    best-conditioned one is judged as test_grads judges gradients: within 3x the farthest float32
+    run (compare's second rule)."""
     # small steps: at SGD lr 0.05 / AdamW 1e-3 most 10-step trajectories of these batch-2 BN
     # networks were chaotic (1 ulp at the start moved the end by 1e-1)
     cfgs = [("sgd", 0.01), ("adamw", 1e-4)]
