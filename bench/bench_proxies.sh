@@ -6,7 +6,8 @@
 # Always: per-architecture time of each proxy on the NB201 all-nor_conv_3x3 cell (C = 16, N = 5,
 # CIFAR-10 shapes, batch 64, 2 threads; build + init + score, median of 5) for nascent and for
 # PyTorch (bench/bench_proxies_torch.py) in the same run, printed as `speedup proxy_NAME X`
-# (X = PyTorch time / ours; target >= 3).
+# (X = PyTorch time / ours; target >= 3), and `ceiling proxy_NAME Y`, the speedup the machine's
+# FMA peak allows at most (see below).
 # --long adds: synflow (+ params, macs) over all 15,625 NB201 cells and its Spearman rho with
 # cifar10_test_200ep (published |rho| = 0.737, target >= 0.73), and the batch-64 proxies on a
 # Fashion-MNIST minibatch (zero-padded to 32x32, channels repeated) over a 1,000-cell sample,
@@ -29,6 +30,19 @@ long=0
 
 json_field() { sed -E "s/.*\"$1\": ([-0-9.eE+]+|null).*/\1/"; }
 
+# The ceiling: a proxy's convolution arithmetic alone at the machine's FP32 FMA peak (2 cores:
+# 444 GFLOP/s with AVX-512, 222 with AVX2 only, ../shared/PERF_NOTES.md; NAS_FMA_PEAK_GFLOPS
+# overrides) bounds the speedup any exact (direct or GEMM) convolution can reach against the
+# PyTorch time of the same run. Passes of the batch: forward 1; snip and grad_norm add the data
+# and weight gradients (3); jacob_cov and fisher the data gradient only (2); grasp is the loss
+# gradient plus four perturbed forward+backward passes (15). synflow (batch 1, double) has none.
+if [ -n "${NAS_FMA_PEAK_GFLOPS:-}" ]; then peak=$NAS_FMA_PEAK_GFLOPS
+elif grep -q avx512f /proc/cpuinfo; then peak=444
+else peak=222; fi
+macs=$("$NAS" proxies --space nb201 --arch "$ALL_CONV3" --proxy macs --json | json_field macs)
+passes() { case "$1" in snip|grad_norm) echo 3 ;; jacob_cov|fisher) echo 2 ;; nwot) echo 1 ;;
+           grasp) echo 15 ;; *) echo 0 ;; esac; }
+
 echo "== proxies: per-architecture time, NB201 all-conv3x3 C=16 N=5, batch 64, 2 threads"
 for p in synflow snip grad_norm nwot jacob_cov grasp fisher; do
     ours=$("$NAS" proxies --space nb201 --arch "$ALL_CONV3" --proxy "$p" --batch 64 --synthetic \
@@ -36,6 +50,10 @@ for p in synflow snip grad_norm nwot jacob_cov grasp fisher; do
     torch=$("$PY" bench/bench_proxies_torch.py --repeat 5 --threads 2 "$p" | awk '{print $3}')
     echo "proxy_$p nascent ${ours}s torch ${torch}s"
     awk -v t="$torch" -v o="$ours" -v p="$p" 'BEGIN { if (o > 0) printf "speedup proxy_%s %.2f\n", p, t / o }'
+    awk -v t="$torch" -v m="$macs" -v k="$(passes "$p")" -v pk="$peak" -v p="$p" 'BEGIN {
+        gf = 2 * m * 64 * k / 1e9
+        if (gf > 0) printf "ceiling proxy_%s %.2f (%.1f GFLOP of convolutions at the %g GFLOP/s FMA peak: %.3fs)\n",
+                           p, t / (gf / pk), gf, pk, gf / pk }'
 done
 
 corr() { # corr FILE COLUMN -> Spearman rho with cifar10_test_200ep, joined on the arch string

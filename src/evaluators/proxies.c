@@ -179,7 +179,7 @@ static nas_status run_data_proxies(nas_proxies *pr, nas_proxy_pass *ps, uint32_t
             scores[NAS_PROXY_SNIP] = nas_proxy_snip(ps);
         }
         if (st == NAS_OK && (mask & (1u << NAS_PROXY_FISHER))) {
-            scores[NAS_PROXY_FISHER] = nas_proxy_fisher(ps);
+            st = nas_proxy_fisher(pr, ps, &scores[NAS_PROXY_FISHER]);
         }
         if (st == NAS_OK && (mask & (1u << NAS_PROXY_GRASP))) {
             /* keep the loss gradient: jacob_cov's backward below overwrites the grad block */

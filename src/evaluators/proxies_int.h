@@ -56,7 +56,7 @@ nas_param_id nas_proxy_weight_of(const nas_node *n);
 double nas_proxy_grad_norm(const nas_proxy_pass *ps);
 double nas_proxy_snip(const nas_proxy_pass *ps);
 /* After backward(loss): activations and their gradients of every conv / linear node. */
-double nas_proxy_fisher(const nas_proxy_pass *ps);
+nas_status nas_proxy_fisher(nas_proxies *pr, const nas_proxy_pass *ps, double *out);
 /* After forward: the inputs of every ReLU. */
 nas_status nas_proxy_nwot(nas_proxies *pr, const nas_proxy_pass *ps, double *out);
 /* Runs its own backward of sum(logits) on the forward already done. */

@@ -10,34 +10,60 @@
  * Reads the activations and their gradients kept by the driver's backward of the loss. */
 #include "proxies_int.h"
 
-static double node_fisher(const nas_node *n, const nas_params *p) {
+#include "ops/simd_int.h"
+
+/* fisher_k * numel(W) / K of one output channel k of conv/linear node n. */
+static double channel_fisher(const nas_node *n, int64_t k, double per_channel) {
     const int64_t N = n->shape[0], K = n->shape[1];
     const int64_t HW = n->ndim == 4 ? n->shape[2] * n->shape[3] : 1;
+    double sq = 0.0;
+    for (int64_t b = 0; b < N; b++) {
+        const float *a = n->data + (b * K + k) * HW, *g = n->grad + (b * K + k) * HW;
+        double s = 0.0;
+        NAS_SIMD_SUM1(s)
+        for (int64_t i = 0; i < HW; i++) {
+            s += (double)a[i] * (double)g[i];
+        }
+        sq += s * s;
+    }
+    return 0.5 * sq / (double)N * per_channel;
+}
+
+/* The channels run in parallel (each node's activation and gradient are read once, tens of MB
+ * per network); their terms are summed in channel order, so the score does not depend on the
+ * thread count. */
+static double node_fisher(const nas_node *n, const nas_params *p, double *terms) {
+    const int64_t K = n->shape[1];
     const nas_param_id w = nas_proxy_weight_of(n);
     const double per_channel = (double)nas_param_numel(p, w) / (double)nas_param_dim(p, w, 0);
+    NAS_OMP_FOR_IF(n->numel >= NAS_PAR_MIN)
+    for (int64_t k = 0; k < K; k++) {
+        terms[k] = channel_fisher(n, k, per_channel);
+    }
     double total = 0.0;
     for (int64_t k = 0; k < K; k++) {
-        double sq = 0.0;
-        for (int64_t b = 0; b < N; b++) {
-            const float *a = n->data + (b * K + k) * HW, *g = n->grad + (b * K + k) * HW;
-            double s = 0.0;
-            for (int64_t i = 0; i < HW; i++) {
-                s += (double)a[i] * (double)g[i];
-            }
-            sq += s * s;
-        }
-        total += 0.5 * sq / (double)N * per_channel;
+        total += terms[k];
     }
     return total;
 }
 
-double nas_proxy_fisher(const nas_proxy_pass *ps) {
+nas_status nas_proxy_fisher(nas_proxies *pr, const nas_proxy_pass *ps, double *out) {
+    int64_t most = 1;
+    for (int64_t i = 0; i < ps->g->n_nodes; i++) {
+        const nas_node *n = nas_graph_node(ps->g, i);
+        most = nas_max_i64(most, n->ndim >= 2 ? n->shape[1] : 1);
+    }
+    double *terms = nas_proxy_buf_reserve(pr->ctx, &pr->work[0], (size_t)most * sizeof(double));
+    if (terms == NULL) {
+        return NAS_ERR_NOMEM;
+    }
     double score = 0.0;
     for (int64_t i = 0; i < ps->g->n_nodes; i++) {
         const nas_node *n = nas_graph_node(ps->g, i);
         if (nas_proxy_weight_of(n) >= 0 && n->grad != NULL && n->data != NULL) {
-            score += node_fisher(n, ps->p);
+            score += node_fisher(n, ps->p, terms);
         }
     }
-    return score;
+    *out = score;
+    return NAS_OK;
 }
