@@ -246,15 +246,15 @@ def _replay(net, dump, steps, opt, lr, wd, dtype, nudge, nhwc):
 def float32_runs(net, dump, steps, opt, lr, wd):
     """How far float32 rounding alone can move each result: PyTorch in float32 as is,
     channels-last and through its own (not oneDNN's) convolutions (other kernels, other summation
-    orders) and from two starts nudged by one ulp,
-    and in float64 from two nudged starts (how much the exact computation amplifies rounding-sized
-    errors). PyTorch's float32 results differ from process to process (its reductions split at
-    memory alignment), so float32 runs alone can make a chaotic trajectory look quiet; the nudged
-    float64 runs repeat and show it. The nudges are drawn in a fixed order (the same in every
-    process): with them drawn in set order, one process in ~7 happened to draw only mild nudges and
-    failed a gradient that other processes' nudges moved as far as ours. Ours is one more sample of the noise: a kernel that sums in
-    another order (oneDNN's AVX-512 kernels against its AVX2 ones) can land 3x further out than
-    one float32 sample on an ill-conditioned tensor."""
+    orders) and from two starts nudged by one ulp, and in float64 from two nudged starts (how much
+    the exact computation amplifies rounding-sized errors). PyTorch's float32 results differ from
+    process to process (its reductions split at memory alignment), so float32 runs alone can make
+    a chaotic trajectory look quiet; the nudged float64 runs repeat and show it. The nudges are
+    drawn in a fixed order, the same in every process: drawn in set order, one process in ~7 drew
+    only mild ones and failed a gradient that other processes' nudges moved as far as ours. Ours
+    is one more sample of the noise: a kernel that sums in another order (oneDNN's AVX-512 kernels
+    against its AVX2 ones) can land 3x further out than one float32 sample on an ill-conditioned
+    tensor."""
     return [torch_replay(net, dump, steps, opt, lr, wd, dtype, nudge, nhwc, mkldnn)
             for dtype, nudge, nhwc, mkldnn in (
                 (torch.float32, None, False, True), (torch.float32, None, True, True),
