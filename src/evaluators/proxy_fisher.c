@@ -48,21 +48,19 @@ static double node_fisher(const nas_node *n, const nas_params *p, double *terms)
 }
 
 nas_status nas_proxy_fisher(nas_proxies *pr, const nas_proxy_pass *ps, double *out) {
-    int64_t most = 1;
-    for (int64_t i = 0; i < ps->g->n_nodes; i++) {
-        const nas_node *n = nas_graph_node(ps->g, i);
-        most = nas_max_i64(most, n->ndim >= 2 ? n->shape[1] : 1);
-    }
-    double *terms = nas_proxy_buf_reserve(pr->ctx, &pr->work[0], (size_t)most * sizeof(double));
-    if (terms == NULL) {
-        return NAS_ERR_NOMEM;
-    }
     double score = 0.0;
     for (int64_t i = 0; i < ps->g->n_nodes; i++) {
         const nas_node *n = nas_graph_node(ps->g, i);
-        if (nas_proxy_weight_of(n) >= 0 && n->grad != NULL && n->data != NULL) {
-            score += node_fisher(n, ps->p, terms);
+        if (nas_proxy_weight_of(n) < 0 || n->grad == NULL || n->data == NULL) {
+            continue;
         }
+        /* grows only for a node wider than every earlier one */
+        double *terms = nas_proxy_buf_reserve(pr->ctx, &pr->work[0],
+                                              (size_t)n->shape[1] * sizeof(double));
+        if (terms == NULL) {
+            return NAS_ERR_NOMEM;
+        }
+        score += node_fisher(n, ps->p, terms);
     }
     *out = score;
     return NAS_OK;
