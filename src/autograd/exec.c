@@ -125,6 +125,7 @@ static nas_status ensure_arena(nas_graph *g, size_t bytes) {
     if (g->arena == NULL) {
         return NAS_ERR_NOMEM;
     }
+    nas_mem_advise_large(g->arena, bytes);
     g->arena_cap = bytes;
     return NAS_OK;
 }

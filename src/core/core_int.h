@@ -29,6 +29,9 @@ struct nas_ctx {
 
 nas_status nas_vfail(nas_ctx *ctx, nas_status code, const char *fmt, va_list ap);
 
+/* Ask for transparent huge pages over a large block's aligned interior (arenas; a hint only). */
+void nas_mem_advise_large(void *ptr, size_t bytes);
+
 /* OpenMP: parallel loops only when compiled with OpenMP. Reductions are done per thread into
  * fixed slots and combined in thread order, so results depend only on the thread count. */
 /* Loops over fewer elements than this run on one thread: waking the team costs more than the

@@ -123,6 +123,7 @@ void *nas_graph_scratch(nas_graph *g, size_t bytes) {
         if (g->scratch == NULL) {
             return NULL;
         }
+        nas_mem_advise_large(g->scratch, bytes);
         g->scratch_cap = bytes;
     }
     return g->scratch;
