@@ -103,4 +103,4 @@ clean:
 format:
 	clang-format -i include/*.h src/*/*.c src/*/*.h tests/*.c tests/*.h bench/*.c
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)

@@ -69,6 +69,7 @@ static void record(bench *b) {
     nas_graph_reset(b->g);
     nas_graph_set_training(b->g, b->train);
     nas_graph_set_grad_enabled(b->g, b->train);
+    nas_graph_set_blocked_layouts(b->g, 1); /* nothing reads intermediate activations */
     const int64_t xs[4] = {b->batch, 3, 32, 32};
     b->x = nas_input(b->g, 4, xs, b->xdata);
     b->logits = nas_model_forward(b->m, b->g, b->x);

@@ -7,7 +7,7 @@
  * has run and the next buffer takes the lowest gap that fits (first fit), which is what keeps
  * inference memory near the peak of live activations. Either way the arena is one block that only
  * grows, so a steady-state training step never calls the allocator. */
-#include "ops/ops_int.h"
+#include "ops/layout_int.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -148,6 +148,11 @@ static void bind_views(nas_graph *g) {
 
 static nas_status plan(nas_graph *g) {
     mark_nodes(g);
+    /* which nodes are blocked decides the conv nodes' aux sizes: before any placement */
+    const nas_status layout_st = nas_layout_plan(g);
+    if (layout_st != NAS_OK) {
+        return layout_st;
+    }
     size_t *offsets = nas_graph_scratch(g, (size_t)g->n_nodes * (sizeof(size_t) + sizeof(live_block)));
     if (offsets == NULL) {
         return NAS_ERR_NOMEM;

@@ -63,6 +63,7 @@ nas_status nas_train_graph_build(nas_ctx *ctx, nas_model *m, nas_train_graph *tg
     nas_graph *g = tg->g;
     nas_graph_set_training(g, training);
     nas_graph_set_grad_enabled(g, training);
+    nas_graph_set_blocked_layouts(g, 1); /* only the loss and the logits are read */
     const nas_model_shape s = nas_model_get_shape(m);
     const int64_t xs[4] = {b, s.in_c, s.in_h, s.in_w};
     tg->x = nas_input(g, 4, xs, NULL);

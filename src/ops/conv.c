@@ -98,6 +98,20 @@ static conv_path conv_choose(nas_ctx *ctx, const nas_conv_geom *c) {
     return PATH_DNNL;
 }
 
+/* The path of conv node n: oneDNN wherever the planner put a side of it in a blocked layout
+ * (only oneDNN reads those), else the context's choice. */
+static conv_path node_path(nas_ctx *ctx, const nas_node *n, const nas_conv_geom *c) {
+    if (n->block != 0 || n->src[0]->block != 0) {
+        return PATH_DNNL;
+    }
+    return conv_choose(ctx, c);
+}
+
+int nas_conv_uses_dnnl(nas_graph *g, const nas_node *n) {
+    const nas_conv_geom c = nas_conv_geom_of(n);
+    return n->op == NAS_OP_CONV2D && node_path(g->ctx, n, &c) == PATH_DNNL;
+}
+
 nas_tensor *nas_conv2d(nas_graph *g, nas_tensor *x, nas_tensor *w, nas_tensor *bias,
                        const nas_conv_args *args) {
     nas_tensor *src[3] = {x, w, bias};
@@ -123,12 +137,7 @@ nas_tensor *nas_conv2d(nas_graph *g, nas_tensor *x, nas_tensor *w, nas_tensor *b
     n->iparam[NAS_CONV_IP_DH] = positive_or_one(a->dilation_h);
     n->iparam[NAS_CONV_IP_DW] = positive_or_one(a->dilation_w);
     n->iparam[NAS_CONV_IP_GROUPS] = positive_or_one(a->groups);
-    const nas_conv_geom c = nas_conv_geom_of(n);
-    if (g->grad_enabled && conv_choose(g->ctx, &c) == PATH_DNNL) {
-        /* keep oneDNN's blocked copy of x for the weight gradient */
-        n->aux_bytes = nas_conv_dnnl_aux_bytes(g, &c, bias != NULL);
-    }
-    return n;
+    return n; /* aux (oneDNN's blocked copy of x) is sized by the planner, ops/layout.c */
 }
 
 static nas_status conv_forward(nas_graph *g, nas_node *n) {
@@ -136,7 +145,7 @@ static nas_status conv_forward(nas_graph *g, nas_node *n) {
     const nas_conv_geom c = nas_conv_geom_of(n);
     const float *x = n->src[0]->data, *w = n->src[1]->data;
     const float *b = n->n_src == 3 ? n->src[2]->data : NULL;
-    switch (conv_choose(g->ctx, &c)) {
+    switch (node_path(g->ctx, n, &c)) {
         case PATH_GEMM:
             nas_conv_gemm_forward(&c, x, w, b, n->data);
             return NAS_OK;
@@ -160,6 +169,11 @@ static nas_status conv_forward(nas_graph *g, nas_node *n) {
             const nas_status st = nas_conv_dnnl_forward(g, n);
             if (st != NAS_ERR_UNSUPPORTED) {
                 return st;
+            }
+            if (n->block != 0 || n->src[0]->block != 0) { /* the planner saw it supported */
+                return nas_fail(g->ctx, NAS_ERR_BACKEND,
+                                "conv2d (node %lld): oneDNN rejected a blocked-layout case",
+                                (long long)n->index);
             }
             break;
         }
@@ -190,7 +204,7 @@ static void conv_backward_naive(const nas_conv_geom *c, nas_node *n, unsigned do
 static void conv_backward(nas_graph *g, nas_node *n) {
     const nas_conv_geom c = nas_conv_geom_of(n);
     unsigned done = 0;
-    switch (conv_choose(g->ctx, &c)) {
+    switch (node_path(g->ctx, n, &c)) {
         case PATH_GEMM: {
             const nas_node *x = n->src[0], *w = n->src[1];
             if (x->grad != NULL) {
@@ -234,6 +248,9 @@ static void conv_backward(nas_graph *g, nas_node *n) {
             if (nas_conv_dnnl_backward(g, n, &done) == NAS_OK) {
                 return;
             }
+            /* a blocked node's forward made its backward's primitives and scratch, so only an
+             * internal oneDNN failure gets here, and the naive kernels cannot read its layout */
+            NAS_ASSERT(n->block == 0 && n->src[0]->block == 0);
             break;
         case PATH_NAIVE:
             break;

@@ -5,7 +5,9 @@
  * format_tag_any and paired with reorders from/to our plain layouts. Outputs that accumulate
  * (dx, dw) are written blocked into scratch and reordered back with a sum post-op, so "+=" costs
  * nothing extra. In training the forward's blocked copy of x is kept in the node's aux space
- * (sized by the builder) and reused by the weight gradient.
+ * (sized by the builder) and reused by the weight gradient. Where the planner has put x or y
+ * itself in the primitive's blocked layout (n->block, ops/layout.c) that side has no reorder at
+ * all: the primitive reads and writes the node's buffers directly.
  *
  * Cache. A primitive set (descriptor, primitive, its reorders, memory objects with no data)
  * is created once per (pass, shape, arguments, thread count) and kept in an open-addressing
@@ -21,6 +23,9 @@
 enum conv_pass { PASS_FWD_INFER = 0, PASS_FWD_TRAIN, PASS_BWD_DATA, PASS_BWD_WEIGHTS };
 
 #define KEY_LEN 18
+/* Key slot of the layout flags: which side is already in the primitive's layout. */
+#define KEY_NATIVE 17
+enum { NATIVE_X = 1, NATIVE_Y = 2 };
 /* Entries; past this the cache is flushed (NAS-RL spaces make many shapes). */
 #define CACHE_MAX 4096
 #define ALIGN 64
@@ -186,9 +191,9 @@ static int engine_ready(conv_cache *c) {
 
 /* ---- keys and lookup */
 
-static conv_key key_make(int pass, const nas_conv_geom *g, int has_bias) {
+static conv_key key_make(int pass, const nas_conv_geom *g, int has_bias, int native) {
     conv_key k = {{pass, g->N, g->C, g->H, g->W, g->O, g->KH, g->KW, g->sh, g->sw, g->ph, g->pw,
-                   g->dh, g->dw, g->groups, has_bias, nas_max_threads(), 0}};
+                   g->dh, g->dw, g->groups, has_bias, nas_max_threads(), native}};
     return k;
 }
 
@@ -300,14 +305,18 @@ static size_t pd_scratch_bytes(const_dnnl_primitive_desc_t pd) {
 }
 
 /* Set up a port: `plain` is our layout, `q` the primitive's query; is_output: the primitive
- * writes it; accumulate: the plain tensor gets "+=" (gradients). *rscratch grows to the largest
- * reorder scratchpad. */
+ * writes it; accumulate: the plain tensor gets "+=" (gradients); native: our tensor is already
+ * in the primitive's layout (a blocked node). *rscratch grows to the largest reorder
+ * scratchpad. */
 static dnnl_status_t port_make(conv_cache *c, conv_entry *e, conv_port *p,
                                const dnnl_memory_desc_t *plain, dnnl_query_t q, int is_output,
-                               int accumulate) {
+                               int accumulate, int native) {
     const dnnl_memory_desc_t *prim = dnnl_primitive_desc_query_md(e->pd, q, 0);
     if (prim == NULL) {
         return dnnl_runtime_error;
+    }
+    if (native) {
+        plain = prim;
     }
     p->reorder = !dnnl_memory_desc_equal(prim, plain);
     p->temp = p->reorder || (is_output && accumulate);
@@ -335,7 +344,8 @@ static dnnl_status_t port_make(conv_cache *c, conv_entry *e, conv_port *p,
 }
 
 static dnnl_status_t entry_build(conv_cache *c, conv_entry *e, int pass, const nas_conv_geom *g,
-                                 int has_bias, const_dnnl_primitive_desc_t hint) {
+                                 int has_bias, int native, const_dnnl_primitive_desc_t hint) {
+    const int nx = (native & NATIVE_X) != 0, ny = (native & NATIVE_Y) != 0;
     conv_mds m;
     DNNL_TRY(mds_make(g, &m));
     dnnl_convolution_desc_t cd;
@@ -364,17 +374,17 @@ static dnnl_status_t entry_build(conv_cache *c, conv_entry *e, int pass, const n
     }
     DNNL_TRY(dnnl_primitive_create(&e->prim, e->pd));
     if (pass == PASS_FWD_INFER || pass == PASS_FWD_TRAIN) {
-        DNNL_TRY(port_make(c, e, &e->io[0], &m.src, dnnl_query_src_md, 0, 0));
-        DNNL_TRY(port_make(c, e, &e->io[1], &m.wei, dnnl_query_weights_md, 0, 0));
-        DNNL_TRY(port_make(c, e, &e->io[2], &m.dst, dnnl_query_dst_md, 1, 0));
+        DNNL_TRY(port_make(c, e, &e->io[0], &m.src, dnnl_query_src_md, 0, 0, nx));
+        DNNL_TRY(port_make(c, e, &e->io[1], &m.wei, dnnl_query_weights_md, 0, 0, 0));
+        DNNL_TRY(port_make(c, e, &e->io[2], &m.dst, dnnl_query_dst_md, 1, 0, ny));
     } else if (pass == PASS_BWD_DATA) {
-        DNNL_TRY(port_make(c, e, &e->io[0], &m.src, dnnl_query_diff_src_md, 1, 1));
-        DNNL_TRY(port_make(c, e, &e->io[1], &m.wei, dnnl_query_weights_md, 0, 0));
-        DNNL_TRY(port_make(c, e, &e->io[2], &m.dst, dnnl_query_diff_dst_md, 0, 0));
+        DNNL_TRY(port_make(c, e, &e->io[0], &m.src, dnnl_query_diff_src_md, 1, 1, nx));
+        DNNL_TRY(port_make(c, e, &e->io[1], &m.wei, dnnl_query_weights_md, 0, 0, 0));
+        DNNL_TRY(port_make(c, e, &e->io[2], &m.dst, dnnl_query_diff_dst_md, 0, 0, ny));
     } else {
-        DNNL_TRY(port_make(c, e, &e->io[0], &m.src, dnnl_query_src_md, 0, 0));
-        DNNL_TRY(port_make(c, e, &e->io[1], &m.wei, dnnl_query_diff_weights_md, 1, 1));
-        DNNL_TRY(port_make(c, e, &e->io[2], &m.dst, dnnl_query_diff_dst_md, 0, 0));
+        DNNL_TRY(port_make(c, e, &e->io[0], &m.src, dnnl_query_src_md, 0, 0, nx));
+        DNNL_TRY(port_make(c, e, &e->io[1], &m.wei, dnnl_query_diff_weights_md, 1, 1, 0));
+        DNNL_TRY(port_make(c, e, &e->io[2], &m.dst, dnnl_query_diff_dst_md, 0, 0, ny));
     }
     if (has_bias && pass != PASS_BWD_DATA) {
         DNNL_TRY(dnnl_memory_create(&e->bias, &m.bias, c->eng, DNNL_MEMORY_NONE));
@@ -408,8 +418,8 @@ static dnnl_status_t entry_build(conv_cache *c, conv_entry *e, int pass, const n
 /* The cached entry for (pass, geometry); created on a miss. NULL with *st set when oneDNN has
  * no implementation (NAS_ERR_UNSUPPORTED) or something failed. */
 static conv_entry *entry_get(nas_ctx *ctx, conv_cache *c, int pass, const nas_conv_geom *g,
-                             int has_bias, nas_status *st) {
-    const conv_key k = key_make(pass, g, has_bias);
+                             int has_bias, int native, nas_status *st) {
+    const conv_key k = key_make(pass, g, has_bias, native);
     const uint64_t h = key_hash(&k);
     if (c->cap > 0) {
         for (int64_t s = (int64_t)(h & (uint64_t)(c->cap - 1));; s = (s + 1) & (c->cap - 1)) {
@@ -425,7 +435,7 @@ static conv_entry *entry_get(nas_ctx *ctx, conv_cache *c, int pass, const nas_co
     /* miss: backward passes need the training forward as a hint */
     const_dnnl_primitive_desc_t hint = NULL;
     if (pass == PASS_BWD_DATA || pass == PASS_BWD_WEIGHTS) {
-        conv_entry *f = entry_get(ctx, c, PASS_FWD_TRAIN, g, has_bias, st);
+        conv_entry *f = entry_get(ctx, c, PASS_FWD_TRAIN, g, has_bias, native, st);
         if (f == NULL) {
             return NULL;
         }
@@ -441,7 +451,7 @@ static conv_entry *entry_get(nas_ctx *ctx, conv_cache *c, int pass, const nas_co
         return NULL;
     }
     e->key = k;
-    const dnnl_status_t ds = entry_build(c, e, pass, g, has_bias, hint);
+    const dnnl_status_t ds = entry_build(c, e, pass, g, has_bias, native, hint);
     if (ds != dnnl_success) {
         entry_free(ctx, e);
         if (ds == dnnl_unimplemented) {
@@ -558,13 +568,56 @@ static conv_cache *ready_cache(nas_ctx *ctx, nas_status *st) {
     return c;
 }
 
+/* Which sides of conv node n are in the primitive's layout already (NATIVE_X, NATIVE_Y). */
+static int native_of(const nas_node *n) {
+    return (n->src[0]->block != 0 ? NATIVE_X : 0) | (n->block != 0 ? NATIVE_Y : 0);
+}
+
+/* What a backward of node n runs: the data and weight passes it needs (NULL when that gradient
+ * is not wanted; the planner has placed the grads before any forward), the forward entry whose
+ * blocked x it reuses, and the scratch it takes: one block [bwd data][bwd weights]. */
+typedef struct backward_plan {
+    conv_entry *data, *weights, *fwd;
+    size_t scratch;
+} backward_plan;
+
+static nas_status backward_entries(nas_graph *g, conv_cache *c, const nas_node *n,
+                                   backward_plan *bp) {
+    const nas_node *x = n->src[0], *w = n->src[1];
+    const int has_bias = n->n_src == 3, native = native_of(n);
+    const nas_conv_geom geom = nas_conv_geom_of(n);
+    nas_status st = NAS_OK;
+    memset(bp, 0, sizeof(*bp));
+    if (x->grad != NULL) {
+        bp->data = entry_get(g->ctx, c, PASS_BWD_DATA, &geom, has_bias, native, &st);
+        if (bp->data == NULL) {
+            return st;
+        }
+    }
+    if (w->grad != NULL) {
+        bp->weights = entry_get(g->ctx, c, PASS_BWD_WEIGHTS, &geom, has_bias, native, &st);
+        if (bp->weights == NULL) {
+            return st;
+        }
+        if (n->iparam[NAS_CONV_IP_AUX_SRC]) {
+            bp->fwd = entry_get(g->ctx, c, PASS_FWD_TRAIN, &geom, has_bias, native, &st);
+            if (bp->fwd == NULL) {
+                return st;
+            }
+        }
+    }
+    bp->scratch = (bp->data != NULL ? align_up(bp->data->total) : 0) +
+                  (bp->weights != NULL ? bp->weights->total : 0);
+    return NAS_OK;
+}
+
 size_t nas_conv_dnnl_aux_bytes(nas_graph *g, const nas_conv_geom *geom, int has_bias) {
     nas_status st = NAS_OK;
     conv_cache *c = ready_cache(g->ctx, &st);
     if (c == NULL) {
         return 0;
     }
-    const conv_entry *e = entry_get(g->ctx, c, PASS_FWD_TRAIN, geom, has_bias, &st);
+    const conv_entry *e = entry_get(g->ctx, c, PASS_FWD_TRAIN, geom, has_bias, 0, &st);
     if (e == NULL) {
         nas_clear_error(g->ctx); /* forward meets the same case and reports it */
         return 0;
@@ -581,15 +634,27 @@ nas_status nas_conv_dnnl_forward(nas_graph *g, nas_node *n) {
     const nas_conv_geom geom = nas_conv_geom_of(n);
     const int has_bias = n->n_src == 3;
     const int pass = g->grad_enabled ? PASS_FWD_TRAIN : PASS_FWD_INFER;
+    const int native = native_of(n);
     if (c->count >= CACHE_MAX) {
         /* flushed only here, so entries a backward looked up stay valid through it */
         cache_clear(g->ctx, c);
     }
-    conv_entry *e = entry_get(g->ctx, c, pass, &geom, has_bias, &st);
+    conv_entry *e = entry_get(g->ctx, c, pass, &geom, has_bias, native, &st);
     if (e == NULL) {
         return st;
     }
-    char *base = nas_graph_scratch(g, e->total);
+    /* a blocked node's backward must not fail (the naive kernels cannot read its layout):
+     * its entries and scratch are made now, where an error can still be returned */
+    size_t need = e->total;
+    if (native != 0 && pass == PASS_FWD_TRAIN) {
+        backward_plan bp;
+        st = backward_entries(g, c, n, &bp);
+        if (st != NAS_OK) {
+            return st;
+        }
+        need = bp.scratch > need ? bp.scratch : need;
+    }
+    char *base = nas_graph_scratch(g, need);
     if (base == NULL) {
         return NAS_ERR_NOMEM;
     }
@@ -690,32 +755,16 @@ nas_status nas_conv_dnnl_backward(nas_graph *g, nas_node *n, unsigned *done) {
     if (c == NULL) {
         return st;
     }
-    nas_node *x = n->src[0], *w = n->src[1];
     const int has_bias = n->n_src == 3;
-    const nas_conv_geom geom = nas_conv_geom_of(n);
-    conv_entry *bd = NULL, *bw = NULL;
-    if (x->grad != NULL) {
-        bd = entry_get(g->ctx, c, PASS_BWD_DATA, &geom, has_bias, &st);
-        if (bd == NULL) {
-            return st;
-        }
+    backward_plan bp;
+    st = backward_entries(g, c, n, &bp);
+    if (st != NAS_OK) {
+        return st;
     }
-    if (w->grad != NULL) {
-        bw = entry_get(g->ctx, c, PASS_BWD_WEIGHTS, &geom, has_bias, &st);
-        if (bw == NULL) {
-            return st;
-        }
-    }
-    const conv_entry *fw = NULL;
-    if (bw != NULL && n->iparam[NAS_CONV_IP_AUX_SRC]) {
-        fw = entry_get(g->ctx, c, PASS_FWD_TRAIN, &geom, has_bias, &st);
-        if (fw == NULL) {
-            return st;
-        }
-    }
-    /* one scratch block: [bwd data][bwd weights] */
+    conv_entry *bd = bp.data, *bw = bp.weights;
+    const conv_entry *fw = bp.fwd;
     const size_t bd_total = bd != NULL ? align_up(bd->total) : 0;
-    char *base = nas_graph_scratch(g, bd_total + (bw != NULL ? bw->total : 0));
+    char *base = nas_graph_scratch(g, bp.scratch);
     if (base == NULL) {
         return NAS_ERR_NOMEM;
     }
@@ -751,8 +800,62 @@ nas_status nas_conv_dnnl_backward(nas_graph *g, nas_node *n, unsigned *done) {
         }
         *done |= 2u;
     } else if (has_bias && n->src[2]->grad != NULL) {
+        const nas_conv_geom geom = nas_conv_geom_of(n);
         nas_conv_bias_grad(&geom, n->grad, n->src[2]->grad);
         *done |= 2u;
     }
     return NAS_OK;
+}
+
+/* ---- blocked layouts (the planner's questions) */
+
+/* nChw8c or nChw16c with exactly `channels` (no padding): the block size, else 0. */
+static int64_t block_of(const dnnl_memory_desc_t *md, const dnnl_dims_t dims) {
+    static const struct {
+        dnnl_format_tag_t tag;
+        int64_t block;
+    } blocked[2] = {{dnnl_nChw16c, 16}, {dnnl_nChw8c, 8}};
+    for (int i = 0; i < 2; i++) {
+        dnnl_memory_desc_t want;
+        if (dims[1] % blocked[i].block == 0 &&
+            dnnl_memory_desc_init_by_tag(&want, 4, dims, dnnl_f32, blocked[i].tag) == dnnl_success &&
+            dnnl_memory_desc_equal(md, &want)) {
+            return blocked[i].block;
+        }
+    }
+    return 0;
+}
+
+int64_t nas_conv_dnnl_block(nas_graph *g, const nas_node *n, int y_side) {
+    nas_status st = NAS_OK;
+    conv_cache *c = ready_cache(g->ctx, &st);
+    if (c == NULL) {
+        return 0;
+    }
+    const nas_conv_geom geom = nas_conv_geom_of(n);
+    const int has_bias = n->n_src == 3;
+    const dnnl_dims_t dims = {geom.N, y_side ? geom.O : geom.C, y_side ? geom.OH : geom.H,
+                              y_side ? geom.OW : geom.W};
+    /* every pass the node runs must see that side in the same blocked layout */
+    const int passes[3] = {g->grad_enabled ? PASS_FWD_TRAIN : PASS_FWD_INFER, PASS_BWD_DATA,
+                           PASS_BWD_WEIGHTS};
+    const dnnl_query_t x_query[3] = {dnnl_query_src_md, dnnl_query_diff_src_md, dnnl_query_src_md};
+    const dnnl_query_t y_query[3] = {dnnl_query_dst_md, dnnl_query_diff_dst_md,
+                                     dnnl_query_diff_dst_md};
+    int64_t block = -1;
+    for (int i = 0; i < (g->grad_enabled ? 3 : 1); i++) {
+        const conv_entry *e = entry_get(g->ctx, c, passes[i], &geom, has_bias, 0, &st);
+        if (e == NULL) {
+            nas_clear_error(g->ctx); /* the forward meets the same case and reports it */
+            return 0;
+        }
+        const dnnl_memory_desc_t *md =
+            dnnl_primitive_desc_query_md(e->pd, y_side ? y_query[i] : x_query[i], 0);
+        const int64_t b = md != NULL ? block_of(md, dims) : 0;
+        if (b == 0 || (block >= 0 && b != block)) {
+            return 0;
+        }
+        block = b;
+    }
+    return block;
 }

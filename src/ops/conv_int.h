@@ -116,6 +116,13 @@ nas_status nas_conv_dnnl_backward(nas_graph *g, nas_node *n, unsigned *done);
 /* Bytes of aux a training node needs to keep the blocked x from forward to backward (0 when
  * the primitive reads x as it is). Creates the forward primitive (cached) to find out. */
 size_t nas_conv_dnnl_aux_bytes(nas_graph *g, const nas_conv_geom *c, int has_bias);
+/* The block size (8 or 16) of oneDNN's nChw{B}c layout when every pass conv node n runs in g
+ * (forward, and with gradients on both backward passes) wants its x side (y_side 0) or its y
+ * side (y_side 1) in that one layout with no channel padding; 0 otherwise. Creates the
+ * primitives (cached). The planner's question (ops/layout.c). */
+int64_t nas_conv_dnnl_block(nas_graph *g, const nas_node *n, int y_side);
+/* 1 when conv node n runs on the oneDNN path under the context's backend setting. */
+int nas_conv_uses_dnnl(nas_graph *g, const nas_node *n);
 /* Number of cached primitive sets in ctx (tests check cache hits). */
 int64_t nas_conv_dnnl_cache_size(nas_ctx *ctx);
 

@@ -12,8 +12,12 @@
  *
  * Reductions run per channel in double over vector lanes (omp simd) combined in a fixed order:
  * results do not depend on the thread count. Statistics are shifted by the
- * channel's first element so E[x^2] - E[x]^2 does not cancel. */
-#include "ops_int.h"
+ * channel's first element so E[x^2] - E[x]^2 does not cancel.
+ *
+ * A blocked input (layout.c; output and gradients then blocked too) is read tile by tile, the B
+ * channels of a tile in vector lanes: partial sums per example and channel in double, added in
+ * example order. */
+#include "layout_int.h"
 #include "simd_int.h"
 
 #include <math.h>
@@ -151,11 +155,134 @@ static void update_running(nas_node *r, int64_t c, double factor, double value) 
     }
 }
 
+/* Save mean and 1 / sqrt(var + eps) of channel c in aux, from its shifted sums (batch
+ * statistics; updates the running ones when asked) or from the running statistics; returns
+ * 1 / sqrt(var + eps) unrounded. */
+static double channel_stats(nas_node *n, int64_t c, bn_dims d, int batch, int update, double eps,
+                            double factor, double shift, double s1, double s2) {
+    nas_node *rm = bn_src(n, BN_MEAN), *rv = bn_src(n, BN_VAR);
+    double mean, var;
+    if (batch) {
+        const double m1 = s1 / (double)d.M;
+        mean = shift + m1;
+        var = fmax(s2 / (double)d.M - m1 * m1, 0.0);
+        if (update) {
+            const double unbiased = var * (double)d.M / (double)(d.M - 1);
+            update_running(rm, c, factor, mean);
+            update_running(rv, c, factor, unbiased);
+        }
+    } else {
+        mean = (double)rm->data[c];
+        var = (double)rv->data[c];
+    }
+    const double invstd = 1.0 / sqrt(var + eps);
+    float *save_mean = n->aux, *save_invstd = save_mean + d.C;
+    save_mean[c] = (float)mean;
+    save_invstd[c] = (float)invstd;
+    return invstd;
+}
+
+/* Sums of one blocked tile [HW][B] (B a constant where inlined: the accumulators stay in
+ * registers): out1[b] = sum (x - sh[b]), out2[b] = sum (x - sh[b])^2, in double. */
+NAS_ALWAYS_INLINE void tile_sums(const float *xt, int64_t HW, const int64_t B, const double *sh,
+                                 double *out1, double *out2) {
+    double s1[NAS_BLOCK_MAX] = {0}, s2[NAS_BLOCK_MAX] = {0};
+    for (int64_t p = 0; p < HW; p++) {
+        NAS_SIMD
+        for (int64_t b = 0; b < B; b++) {
+            const double v = (double)xt[p * B + b] - sh[b];
+            s1[b] += v;
+            s2[b] += v * v;
+        }
+    }
+    for (int64_t b = 0; b < B; b++) {
+        out1[b] = s1[b];
+        out2[b] = s2[b];
+    }
+}
+
+/* Per-example partial sums of a blocked x: part[n C + c] = sum over the example's pixels of
+ * (x - shift[c]) and part[N C + n C + c] of its square. */
+static void blocked_sums(const float *x, bn_dims d, int64_t B, const double *shift,
+                         double *part) {
+    const int64_t CB = d.C / B;
+    NAS_OMP_FOR_IF(d.M * d.C >= NAS_PAR_MIN)
+    for (int64_t t = 0; t < d.N * CB; t++) {
+        const float *xt = x + t * B * d.HW;
+        const double *sh = shift + (t % CB) * B;
+        if (B == 16) {
+            tile_sums(xt, d.HW, 16, sh, part + t * B, part + d.N * d.C + t * B);
+        } else {
+            tile_sums(xt, d.HW, 8, sh, part + t * B, part + d.N * d.C + t * B);
+        }
+    }
+}
+
+/* y = (x - mean) scale + shift over one blocked tile, per-lane coefficients. */
+NAS_ALWAYS_INLINE void tile_apply(const float *xt, float *yt, int64_t HW, const int64_t B,
+                                  const float *mean, const float *scale, const float *shift) {
+    for (int64_t p = 0; p < HW; p++) {
+        NAS_SIMD
+        for (int64_t b = 0; b < B; b++) {
+            yt[p * B + b] = (xt[p * B + b] - mean[b]) * scale[b] + shift[b];
+        }
+    }
+}
+
+static void blocked_apply(const float *x, float *y, bn_dims d, int64_t B, const float *mean,
+                          const float *scale, const float *shift) {
+    const int64_t CB = d.C / B;
+    NAS_OMP_FOR_IF(d.M * d.C >= NAS_PAR_MIN)
+    for (int64_t t = 0; t < d.N * CB; t++) {
+        const int64_t c0 = (t % CB) * B, at = t * B * d.HW;
+        if (B == 16) {
+            tile_apply(x + at, y + at, d.HW, 16, mean + c0, scale + c0, shift + c0);
+        } else {
+            tile_apply(x + at, y + at, d.HW, 8, mean + c0, scale + c0, shift + c0);
+        }
+    }
+}
+
+static nas_status bn_forward_blocked(nas_graph *g, nas_node *n, bn_dims d, int batch, int update,
+                                     double eps, double factor) {
+    const nas_node *xn = n->src[0];
+    const int64_t B = xn->block;
+    const nas_node *gm = bn_src(n, BN_GAMMA), *bt = bn_src(n, BN_BETA);
+    /* scratch: [shift C][partial sums 2 N C] doubles, then [scale C][shift C] floats; as large
+     * as the backward's, which finds it in place (scratch only grows) */
+    double *shift = nas_graph_scratch(g, (size_t)d.C * (1 + 2 * d.N) * sizeof(double) +
+                                             2 * (size_t)d.C * sizeof(float));
+    if (shift == NULL) {
+        return nas_fail(g->ctx, NAS_ERR_NOMEM, "batch_norm: out of memory for scratch");
+    }
+    double *part = shift + d.C;
+    float *scale = (float *)(part + 2 * d.N * d.C), *beta = scale + d.C;
+    for (int64_t c = 0; c < d.C; c++) {
+        shift[c] = (double)xn->data[(c / B) * B * d.HW + c % B]; /* example 0, pixel 0 */
+    }
+    if (batch) {
+        blocked_sums(xn->data, d, B, shift, part);
+    }
+    for (int64_t c = 0; c < d.C; c++) {
+        double s1 = 0.0, s2 = 0.0;
+        for (int64_t s = 0; batch && s < d.N; s++) {
+            s1 += part[s * d.C + c];
+            s2 += part[d.N * d.C + s * d.C + c];
+        }
+        const double invstd = channel_stats(n, c, d, batch, update, eps, factor, shift[c], s1, s2);
+        const double gam = gm != NULL ? (double)gm->data[c] : 1.0;
+        scale[c] = (float)(gam * invstd);
+        beta[c] = bt != NULL ? bt->data[c] : 0.0f;
+    }
+    blocked_apply(xn->data, n->data, d, B, n->aux, scale, beta);
+    return NAS_OK;
+}
+
 static nas_status bn_forward(nas_graph *g, nas_node *n) {
     const nas_node *xn = n->src[0];
     const bn_dims d = dims_of(xn);
     const nas_node *gm = bn_src(n, BN_GAMMA), *bt = bn_src(n, BN_BETA);
-    nas_node *rm = bn_src(n, BN_MEAN), *rv = bn_src(n, BN_VAR);
+    const nas_node *rm = bn_src(n, BN_MEAN);
     const int batch = g->training || rm == NULL;
     const int update = g->training && rm != NULL;
     const double eps = (double)n->fparam[1], factor = running_factor(g, n->fparam[0]);
@@ -166,80 +293,179 @@ static nas_status bn_forward(nas_graph *g, nas_node *n) {
                         (long long)n->index, (long long)d.M);
     }
     n->iparam[BN_USED_BATCH] = batch;
+    if (xn->block != 0) {
+        return bn_forward_blocked(g, n, d, batch, update, eps, factor);
+    }
     const float *x = xn->data;
-    float *y = n->data, *save_mean = n->aux, *save_invstd = save_mean + d.C;
+    const float *save_mean = n->aux;
     NAS_OMP_FOR_IF(d.M * d.C >= NAS_PAR_MIN)
     for (int64_t c = 0; c < d.C; c++) {
-        double mean, var;
+        double shift = 0.0, s1 = 0.0, s2 = 0.0;
         if (batch) {
-            const double shift = (double)x[c * d.HW];
-            double s1 = 0.0, s2 = 0.0;
+            shift = (double)x[c * d.HW];
             for (int64_t s = 0; s < d.N; s++) {
                 sums_shifted(x + (s * d.C + c) * d.HW, d.HW, shift, &s1, &s2);
             }
-            const double m1 = s1 / (double)d.M;
-            mean = shift + m1;
-            var = fmax(s2 / (double)d.M - m1 * m1, 0.0);
-            if (update) {
-                const double unbiased = var * (double)d.M / (double)(d.M - 1);
-                update_running(rm, c, factor, mean);
-                update_running(rv, c, factor, unbiased);
-            }
-        } else {
-            mean = (double)rm->data[c];
-            var = (double)rv->data[c];
         }
-        const double invstd = 1.0 / sqrt(var + eps);
-        save_mean[c] = (float)mean;
-        save_invstd[c] = (float)invstd;
+        const double invstd = channel_stats(n, c, d, batch, update, eps, factor, shift, s1, s2);
         const double gam = gm != NULL ? (double)gm->data[c] : 1.0;
         const double bet = bt != NULL ? (double)bt->data[c] : 0.0;
-        const double scale = gam * invstd;
-        apply_affine(x, y, d, c, (float)mean, (float)scale, (float)bet);
+        apply_affine(x, n->data, d, c, save_mean[c], (float)(gam * invstd), (float)bet);
     }
     return NAS_OK;
 }
 
-/* Batch statistics: with xh = (x - mean) invstd and g = dy gamma,
- * dx = gamma invstd (dy - mean(dy) - xh mean(dy xh)), dgamma = sum dy xh, dbeta = sum dy.
- * Running statistics: dx = gamma invstd dy. */
+/* One blocked tile: out1[b] = sum dy, out2[b] = sum dy (x - m[b]) (double). */
+NAS_ALWAYS_INLINE void tile_grad_sums(const float *xt, const float *dyt, int64_t HW,
+                                      const int64_t B, const float *m, double *out1,
+                                      double *out2) {
+    double s1[NAS_BLOCK_MAX] = {0}, s2[NAS_BLOCK_MAX] = {0};
+    for (int64_t p = 0; p < HW; p++) {
+        NAS_SIMD
+        for (int64_t b = 0; b < B; b++) {
+            const double g = (double)dyt[p * B + b];
+            s1[b] += g;
+            s2[b] += g * ((double)xt[p * B + b] - (double)m[b]);
+        }
+    }
+    for (int64_t b = 0; b < B; b++) {
+        out1[b] = s1[b];
+        out2[b] = s2[b];
+    }
+}
+
+/* Per-example partial sums for blocked x and dy: part[n C + c] = sum dy and
+ * part[N C + n C + c] = sum dy (x - mean) over the example's pixels (double). */
+static void blocked_grad_sums(const float *x, const float *dy, bn_dims d, int64_t B,
+                              const float *mean, double *part) {
+    const int64_t CB = d.C / B;
+    NAS_OMP_FOR_IF(d.M * d.C >= NAS_PAR_MIN)
+    for (int64_t t = 0; t < d.N * CB; t++) {
+        const int64_t at = t * B * d.HW;
+        const float *m = mean + (t % CB) * B;
+        double *s1 = part + t * B, *s2 = part + d.N * d.C + t * B;
+        if (B == 16) {
+            tile_grad_sums(x + at, dy + at, d.HW, 16, m, s1, s2);
+        } else {
+            tile_grad_sums(x + at, dy + at, d.HW, 8, m, s1, s2);
+        }
+    }
+}
+
+/* One blocked tile: dx += a dy + k (x - mean) + b; coef[i C] + c holds a, k, b, mean. */
+NAS_ALWAYS_INLINE void tile_dx(const float *xt, const float *dyt, float *dxt, int64_t HW,
+                               const int64_t B, const float *coef, int64_t C) {
+    const float *a = coef, *k = a + C, *bb = k + C, *m = bb + C;
+    for (int64_t p = 0; p < HW; p++) {
+        NAS_SIMD
+        for (int64_t b = 0; b < B; b++) {
+            const int64_t i = p * B + b;
+            dxt[i] += a[b] * dyt[i] + k[b] * (xt[i] - m[b]) + bb[b];
+        }
+    }
+}
+
+static void blocked_dx(const float *x, const float *dy, float *dx, bn_dims d, int64_t B,
+                       const float *coef) {
+    const int64_t CB = d.C / B;
+    NAS_OMP_FOR_IF(d.M * d.C >= NAS_PAR_MIN)
+    for (int64_t t = 0; t < d.N * CB; t++) {
+        const int64_t at = t * B * d.HW, c0 = (t % CB) * B;
+        if (B == 16) {
+            tile_dx(x + at, dy + at, dx + at, d.HW, 16, coef + c0, d.C);
+        } else {
+            tile_dx(x + at, dy + at, dx + at, d.HW, 8, coef + c0, d.C);
+        }
+    }
+}
+
+/* The gradients of channel c from its sums sdy = sum dy, sdyx = sum dy (x - mean): dgamma and
+ * dbeta accumulate; out gets a, k, b and the mean of dx += a dy + k (x - mean) + b. With xh = (x - mean) invstd, batch statistics give
+ * dx = gamma invstd (dy - mean(dy) - xh mean(dy xh)), so k = -a invstd^2 sdyx / M and
+ * b = -a sdy / M; running statistics give dx = gamma invstd dy. dgamma = sum dy xh,
+ * dbeta = sum dy. */
+static void channel_grad(const nas_node *n, int64_t c, bn_dims d, double sdy, double sdyx,
+                         float out[4]) {
+    const nas_node *gm = bn_src(n, BN_GAMMA), *bt = bn_src(n, BN_BETA);
+    const float *save_mean = n->aux, *save_invstd = save_mean + d.C;
+    const double invstd = (double)save_invstd[c];
+    if (gm != NULL && gm->grad != NULL) {
+        gm->grad[c] += (float)(sdyx * invstd);
+    }
+    if (bt != NULL && bt->grad != NULL) {
+        bt->grad[c] += (float)sdy;
+    }
+    const double a = (gm != NULL ? (double)gm->data[c] : 1.0) * invstd;
+    double k = 0.0, b = 0.0;
+    if (n->iparam[BN_USED_BATCH]) {
+        k = -a * invstd * invstd * sdyx / (double)d.M;
+        b = -a * sdy / (double)d.M;
+    }
+    out[0] = (float)a;
+    out[1] = (float)k;
+    out[2] = (float)b;
+    out[3] = save_mean[c];
+}
+
+/* Whether the backward needs the sums (only dx with running statistics does not). */
+static int needs_sums(const nas_node *n) {
+    const nas_node *gm = bn_src(n, BN_GAMMA), *bt = bn_src(n, BN_BETA);
+    return (gm != NULL && gm->grad != NULL) || (bt != NULL && bt->grad != NULL) ||
+           (n->iparam[BN_USED_BATCH] && n->src[0]->grad != NULL);
+}
+
+static void bn_backward_blocked(nas_graph *g, nas_node *n, bn_dims d) {
+    const nas_node *xn = n->src[0];
+    /* the forward reserved this much scratch: [partial sums 2 N C doubles][coef 4 C floats] */
+    double *part = nas_graph_scratch(g, 2 * (size_t)d.N * d.C * sizeof(double) +
+                                            4 * (size_t)d.C * sizeof(float));
+    NAS_ASSERT(part != NULL);
+    float *coef = (float *)(part + 2 * d.N * d.C);
+    const int sums = needs_sums(n);
+    if (sums) {
+        blocked_grad_sums(xn->data, n->grad, d, xn->block, n->aux, part);
+    }
+    for (int64_t c = 0; c < d.C; c++) {
+        double sdy = 0.0, sdyx = 0.0;
+        for (int64_t s = 0; sums && s < d.N; s++) {
+            sdy += part[s * d.C + c];
+            sdyx += part[d.N * d.C + s * d.C + c];
+        }
+        float out[4];
+        channel_grad(n, c, d, sdy, sdyx, out);
+        for (int i = 0; i < 4; i++) {
+            coef[i * d.C + c] = out[i];
+        }
+    }
+    if (xn->grad != NULL) {
+        blocked_dx(xn->data, n->grad, xn->grad, d, xn->block, coef);
+    }
+}
+
 static void bn_backward(nas_graph *g, nas_node *n) {
-    (void)g;
     const nas_node *xn = n->src[0];
     const bn_dims d = dims_of(xn);
-    const nas_node *gm = bn_src(n, BN_GAMMA), *bt = bn_src(n, BN_BETA);
+    if (xn->block != 0) {
+        bn_backward_blocked(g, n, d);
+        return;
+    }
     float *dx = xn->grad;
-    float *dgamma = gm != NULL ? gm->grad : NULL, *dbeta = bt != NULL ? bt->grad : NULL;
     const float *x = xn->data, *dy = n->grad;
-    const float *save_mean = n->aux, *save_invstd = save_mean + d.C;
-    const int batch = n->iparam[BN_USED_BATCH];
+    const int sums = needs_sums(n);
     NAS_OMP_FOR_IF(d.M * d.C >= NAS_PAR_MIN)
     for (int64_t c = 0; c < d.C; c++) {
-        const double mean = (double)save_mean[c], invstd = (double)save_invstd[c];
-        double sdy = 0.0, sdyx = 0.0; /* sum dy, sum dy (x - mean) */
-        if (dgamma != NULL || dbeta != NULL || (batch && dx != NULL)) {
-            for (int64_t s = 0; s < d.N; s++) {
-                const int64_t off = (s * d.C + c) * d.HW;
-                sums_grad(dy + off, x + off, d.HW, mean, &sdy, &sdyx);
-            }
+        const float *save_mean = n->aux;
+        double sdy = 0.0, sdyx = 0.0;
+        for (int64_t s = 0; sums && s < d.N; s++) {
+            const int64_t off = (s * d.C + c) * d.HW;
+            sums_grad(dy + off, x + off, d.HW, (double)save_mean[c], &sdy, &sdyx);
         }
-        if (dgamma != NULL) {
-            dgamma[c] += (float)(sdyx * invstd);
-        }
-        if (dbeta != NULL) {
-            dbeta[c] += (float)sdy;
-        }
+        float coef[4];
+        channel_grad(n, c, d, sdy, sdyx, coef);
         if (dx == NULL) {
             continue;
         }
-        const double a = (gm != NULL ? (double)gm->data[c] : 1.0) * invstd;
-        /* dx += a dy + k (x - mean) + b: batch mode k = -a invstd^2 sdyx / M, b = -a sdy / M */
-        double k = 0.0, b = 0.0;
-        if (batch) {
-            k = -a * invstd * invstd * sdyx / (double)d.M;
-            b = -a * sdy / (double)d.M;
-        }
-        const float af = (float)a, kf = (float)k, bf = (float)b, mf = (float)mean;
+        const float af = coef[0], kf = coef[1], bf = coef[2], mf = coef[3];
         for (int64_t s = 0; s < d.N; s++) {
             const int64_t off = (s * d.C + c) * d.HW;
             NAS_SIMD

@@ -3,8 +3,10 @@
  * pad 1 average, a 2x2 stride 2 average (the reduction shortcut), and for every other shape
  * (and all max pooling) a kernel vectorised across the interior columns of each output row.
  * Each has a naive twin in pool_naive.c that tests compare it with on random shapes.
- * Output size is floor((H + 2 pad - k) / stride) + 1, as PyTorch's default (ceil_mode off). */
-#include "ops_int.h"
+ * Output size is floor((H + 2 pad - k) / stride) + 1, as PyTorch's default (ceil_mode off).
+ * Average and global average pooling also read blocked inputs (layout.c): per output pixel a
+ * sum of the window's taps, the tile's channels in vector lanes. */
+#include "layout_int.h"
 #include "pool_int.h"
 #include "simd_int.h"
 
@@ -456,10 +458,89 @@ void nas_pool_avg_backward(const nas_pool_geom *s, const float *dy, float *dx) {
     }
 }
 
+/* ---- blocked average pooling: planes are tiles [H][W][B] (layout_int.h) */
+
+/* The window of output (oh, ow) clipped to the input: rows [*h0, *h1), columns [*w0, *w1);
+ * returns the divisor. */
+static float window_of(const nas_pool_geom *s, int64_t oh, int64_t ow, int64_t *h0, int64_t *h1,
+                       int64_t *w0, int64_t *w1) {
+    *h0 = nas_max_i64(oh * s->stride - s->pad, 0);
+    *h1 = nas_min_i64(oh * s->stride - s->pad + s->k, s->H);
+    *w0 = nas_max_i64(ow * s->stride - s->pad, 0);
+    *w1 = nas_min_i64(ow * s->stride - s->pad + s->k, s->W);
+    return s->count_pad ? (float)(s->k * s->k) : (float)((*h1 - *h0) * (*w1 - *w0));
+}
+
+NAS_ALWAYS_INLINE void avg_tile_forward(const nas_pool_geom *s, const float *x, float *y,
+                                        const int64_t B) {
+    for (int64_t oh = 0; oh < s->Ho; oh++) {
+        for (int64_t ow = 0; ow < s->Wo; ow++) {
+            int64_t h0, h1, w0, w1;
+            const float div = window_of(s, oh, ow, &h0, &h1, &w0, &w1);
+            float acc[NAS_BLOCK_MAX] = {0};
+            for (int64_t h = h0; h < h1; h++) {
+                for (int64_t w = w0; w < w1; w++) {
+                    NAS_SIMD
+                    for (int64_t b = 0; b < B; b++) {
+                        acc[b] += x[(h * s->W + w) * B + b];
+                    }
+                }
+            }
+            NAS_SIMD
+            for (int64_t b = 0; b < B; b++) {
+                y[(oh * s->Wo + ow) * B + b] = acc[b] / div;
+            }
+        }
+    }
+}
+
+NAS_ALWAYS_INLINE void avg_tile_backward(const nas_pool_geom *s, const float *dy, float *dx,
+                                         const int64_t B) {
+    for (int64_t oh = 0; oh < s->Ho; oh++) {
+        for (int64_t ow = 0; ow < s->Wo; ow++) {
+            int64_t h0, h1, w0, w1;
+            const float div = window_of(s, oh, ow, &h0, &h1, &w0, &w1);
+            const float *d = dy + (oh * s->Wo + ow) * B;
+            for (int64_t h = h0; h < h1; h++) {
+                for (int64_t w = w0; w < w1; w++) {
+                    NAS_SIMD
+                    for (int64_t b = 0; b < B; b++) {
+                        dx[(h * s->W + w) * B + b] += d[b] / div;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* s->planes counts channels: tiles = planes / B. backward: dx += the gradient (x = dy, y = dx). */
+static void avg_blocked(const nas_pool_geom *s, int64_t B, const float *x, float *y,
+                        int backward) {
+    const int64_t in = s->H * s->W * B, out = s->Ho * s->Wo * B;
+    NAS_OMP_FOR_IF(s->planes * s->H * s->W >= NAS_PAR_MIN)
+    for (int64_t t = 0; t < s->planes / B; t++) {
+        if (backward) {
+            if (B == 16) {
+                avg_tile_backward(s, x + t * out, y + t * in, 16);
+            } else {
+                avg_tile_backward(s, x + t * out, y + t * in, 8);
+            }
+        } else if (B == 16) {
+            avg_tile_forward(s, x + t * in, y + t * out, 16);
+        } else {
+            avg_tile_forward(s, x + t * in, y + t * out, 8);
+        }
+    }
+}
+
 static nas_status avg_pool_forward(nas_graph *g, nas_node *n) {
     (void)g;
     const nas_pool_geom s = geom_of(n);
-    nas_pool_avg_forward(&s, n->src[0]->data, n->data);
+    if (n->block != 0) {
+        avg_blocked(&s, n->block, n->src[0]->data, n->data, 0);
+    } else {
+        nas_pool_avg_forward(&s, n->src[0]->data, n->data);
+    }
     return NAS_OK;
 }
 
@@ -469,7 +550,11 @@ static void avg_pool_backward(nas_graph *g, nas_node *n) {
         return;
     }
     const nas_pool_geom s = geom_of(n);
-    nas_pool_avg_backward(&s, n->grad, n->src[0]->grad);
+    if (n->block != 0) {
+        avg_blocked(&s, n->block, n->grad, n->src[0]->grad, 1);
+    } else {
+        nas_pool_avg_backward(&s, n->grad, n->src[0]->grad);
+    }
 }
 
 const nas_op_desc nas_op_avg_pool = {
@@ -494,8 +579,60 @@ nas_tensor *nas_global_avg_pool(nas_graph *g, nas_tensor *x) {
     return n;
 }
 
+/* Blocked input: y[n, c0 + b] = mean over the tile's pixels of lane b (double). */
+NAS_ALWAYS_INLINE void gap_tile_forward(const float *xt, int64_t HW, const int64_t B, float *y) {
+    double acc[NAS_BLOCK_MAX] = {0};
+    for (int64_t p = 0; p < HW; p++) {
+        NAS_SIMD
+        for (int64_t b = 0; b < B; b++) {
+            acc[b] += (double)xt[p * B + b];
+        }
+    }
+    for (int64_t b = 0; b < B; b++) {
+        y[b] = (float)(acc[b] / (double)HW);
+    }
+}
+
+NAS_ALWAYS_INLINE void gap_tile_backward(const float *dy, int64_t HW, const int64_t B,
+                                         float *dxt) {
+    float d[NAS_BLOCK_MAX];
+    for (int64_t b = 0; b < B; b++) {
+        d[b] = dy[b] / (float)HW;
+    }
+    for (int64_t p = 0; p < HW; p++) {
+        NAS_SIMD
+        for (int64_t b = 0; b < B; b++) {
+            dxt[p * B + b] += d[b];
+        }
+    }
+}
+
+/* The tiles of a blocked input: tile t holds y's entries t B .. t B + B - 1. */
+static void gap_blocked(const nas_node *n, int backward) {
+    const nas_node *x = n->src[0];
+    const int64_t B = x->block, HW = x->shape[2] * x->shape[3];
+    NAS_OMP_FOR_IF(x->numel >= NAS_PAR_MIN)
+    for (int64_t t = 0; t < n->numel / B; t++) {
+        if (backward) {
+            if (B == 16) {
+                gap_tile_backward(n->grad + t * B, HW, 16, x->grad + t * B * HW);
+            } else {
+                gap_tile_backward(n->grad + t * B, HW, 8, x->grad + t * B * HW);
+            }
+        } else if (B == 16) {
+            gap_tile_forward(x->data + t * B * HW, HW, 16, n->data + t * B);
+        } else {
+            gap_tile_forward(x->data + t * B * HW, HW, 8, n->data + t * B);
+        }
+    }
+}
+
 static nas_status gap_forward(nas_graph *g, nas_node *n) {
     (void)g;
+    if (n->src[0]->block != 0) {
+        gap_blocked(n, 0);
+        return NAS_OK;
+    }
     const float *x = n->src[0]->data;
     float *y = n->data;
     const int64_t planes = n->numel, HW = n->src[0]->shape[2] * n->src[0]->shape[3];
@@ -516,6 +653,10 @@ static void gap_backward(nas_graph *g, nas_node *n) {
     (void)g;
     float *dx = n->src[0]->grad;
     if (dx == NULL) {
+        return;
+    }
+    if (n->src[0]->block != 0) {
+        gap_blocked(n, 1);
         return;
     }
     const float *dy = n->grad;

@@ -69,6 +69,13 @@ void nas_graph_set_param_grads(nas_graph *g, int enabled) {
     }
 }
 
+void nas_graph_set_blocked_layouts(nas_graph *g, int enabled) {
+    if ((enabled != 0) != g->blocked_layouts) {
+        g->blocked_layouts = enabled != 0;
+        g->planned = 0;
+    }
+}
+
 void nas_graph_set_seed(nas_graph *g, uint64_t seed) {
     g->seed = seed;
     g->step = 0;

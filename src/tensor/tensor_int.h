@@ -28,6 +28,10 @@ typedef struct nas_node {
     int64_t last_use;  /* index of the last node reading this one (liveness planning) */
     uint8_t requires_grad;
     uint8_t alias;     /* data (and grad) are views into src[0] at element offset alias_offset */
+    /* 0: data and grad are plain (NCHW); B: both are in oneDNN's channel-blocked nChw{B}c
+     * layout, [N, C / B, H, W, B] (set by the planner, ops/layout.c, where blocked layouts are
+     * on; only nodes whose every reader knows the layout) */
+    uint8_t block;
     int64_t alias_offset;
 
     /* Leaves. */
@@ -45,6 +49,7 @@ struct nas_graph {
     int training;
     int grad_enabled;
     int param_grads; /* 0: parameters get no gradient (input gradients only; see nascent.h) */
+    int blocked_layouts; /* the planner may keep nodes in blocked layouts (see nascent.h) */
     uint64_t seed;
     uint64_t step; /* forward passes since the seed was set (dropout streams) */
 

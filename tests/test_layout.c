@@ -1,0 +1,283 @@
+/* test_layout.c - blocked layouts (nas_graph_set_blocked_layouts, src/ops/layout.c): NB201
+ * networks of every op mix (conv 3x3 and 1x1, pools, skips, zeros, reduction blocks, global
+ * pool) give the same loss, logits, input and parameter gradients and running statistics with
+ * blocked layouts as without (float rounding apart), in training and in inference, and the
+ * planner's rules hold: blocked regions exist, every blocked node's readers read that layout,
+ * outputs stay plain, an op without blocked kernels forces its source plain.
+ * test_layout_avx2.c runs the same with oneDNN limited to AVX2 (nChw8c instead of nChw16c). */
+#include "check.h"
+#include "nascent.h"
+#include "ops/ops_int.h"
+
+#include <math.h>
+#include <string.h>
+
+#ifdef LAYOUT_TEST_AVX2
+#include <dnnl.h>
+#endif
+
+/* Everything one training step of a network produces. */
+typedef struct step_out {
+    float *logits, *dx, *dparams, *params; /* params after the step: running statistics */
+    double loss;
+    int64_t n_logits, n_x, n_params, blocked;
+} step_out;
+
+static void step_free(step_out *o) {
+    free(o->logits);
+    free(o->dx);
+    free(o->dparams);
+    free(o->params);
+}
+
+static float *copy_of(const float *p, int64_t n) {
+    float *c = malloc((size_t)n * sizeof(float));
+    memcpy(c, p, (size_t)n * sizeof(float));
+    return c;
+}
+
+/* The number of blocked nodes; *wrong_size counts those whose block is not the expected one
+ * (8 under the AVX2 limit, else 8 or 16). */
+static int64_t count_blocked(const nas_graph *g, int64_t *wrong_size) {
+    int64_t k = 0;
+    *wrong_size = 0;
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        const int b = nas_graph_node(g, i)->block;
+        k += b != 0;
+#ifdef LAYOUT_TEST_AVX2
+        *wrong_size += b != 0 && b != 8;
+#else
+        *wrong_size += b != 0 && b != 8 && b != 16;
+#endif
+    }
+    return k;
+}
+
+/* The readers of every blocked node read it in its layout; outputs are plain. */
+static int64_t rule_violations(const nas_graph *g) {
+    int64_t bad = 0;
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        const nas_node *s = nas_graph_node(g, i);
+        if (s->block == 0) {
+            continue;
+        }
+        int64_t readers = 0;
+        for (int64_t j = i + 1; j < g->n_nodes; j++) {
+            const nas_node *r = nas_graph_node(g, j);
+            for (int k = 0; k < r->n_src; k++) {
+                if (r->src[k] != s) {
+                    continue;
+                }
+                readers++;
+                const int ok = (r->op == NAS_OP_CONV2D && k == 0) ||
+                               r->op == NAS_OP_GLOBAL_AVG_POOL || r->block == s->block;
+                bad += !ok;
+            }
+        }
+        bad += readers == 0;
+    }
+    return bad;
+}
+
+/* One training step (or an inference pass) of model m on x, params restored first. */
+static step_out run_step(nas_ctx *ctx, nas_model *m, const float *params0, float *x,
+                         int32_t *labels, int64_t batch, int train, int blocked) {
+    step_out o = {0};
+    nas_params *p = nas_model_params(m);
+    o.n_params = nas_params_total(p);
+    memcpy(nas_params_data(p), params0, (size_t)o.n_params * sizeof(float));
+    nas_params_zero_grad(p);
+    nas_graph *g = nas_graph_new(ctx);
+    nas_graph_set_training(g, train);
+    nas_graph_set_grad_enabled(g, train);
+    nas_graph_set_blocked_layouts(g, blocked);
+    const nas_model_shape sh = nas_model_get_shape(m);
+    const int64_t xs[4] = {batch, sh.in_c, sh.in_h, sh.in_w};
+    o.n_x = batch * sh.in_c * sh.in_h * sh.in_w;
+    nas_tensor *xt = train ? nas_input_grad(g, 4, xs, x) : nas_input(g, 4, xs, x);
+    nas_tensor *logits = nas_model_forward(m, g, xt);
+    nas_tensor *loss = nas_softmax_cross_entropy(g, logits, nas_labels(g, batch, labels), 0.0f);
+    nas_status st = nas_graph_status(g);
+    if (st == NAS_OK) {
+        st = nas_graph_forward(g);
+    }
+    if (st == NAS_OK && train) {
+        st = nas_graph_backward(g, loss);
+    }
+    CHECK(st == NAS_OK, "step: %s", nas_errmsg(ctx));
+    if (st != NAS_OK) {
+        nas_graph_free(g);
+        return o;
+    }
+    if (train) {
+        o.dx = copy_of(nas_tensor_grad(xt), o.n_x);
+        o.dparams = copy_of(nas_params_grad(p), o.n_params);
+    }
+    o.loss = nas_tensor_data(loss)[0];
+    o.n_logits = batch * sh.classes;
+    o.logits = copy_of(nas_tensor_data(logits), o.n_logits);
+    o.params = copy_of(nas_params_data(p), o.n_params);
+    int64_t wrong_size;
+    o.blocked = count_blocked(g, &wrong_size);
+    CHECK(wrong_size == 0, "%lld nodes have an unexpected block size", (long long)wrong_size);
+    CHECK(rule_violations(g) == 0, "%lld blocked nodes break the reader rules",
+          (long long)rule_violations(g));
+    nas_graph_free(g);
+    return o;
+}
+
+/* max |a - b| / max |b|: arrays of values of one kind compared as a whole. */
+static double normwise(const float *a, const float *b, int64_t n) {
+    double diff = 0.0, scale = 1e-30;
+    for (int64_t i = 0; i < n; i++) {
+        diff = fmax(diff, fabs((double)a[i] - (double)b[i]));
+        scale = fmax(scale, fabs((double)b[i]));
+    }
+    return diff / scale;
+}
+
+static const nas_nb201_op ALLCONV[6] = {NAS_NB201_CONV3, NAS_NB201_CONV3, NAS_NB201_CONV3,
+                                        NAS_NB201_CONV3, NAS_NB201_CONV3, NAS_NB201_CONV3};
+static const nas_nb201_op MIXED[6] = {NAS_NB201_CONV3, NAS_NB201_SKIP,  NAS_NB201_POOL3,
+                                      NAS_NB201_NONE,  NAS_NB201_CONV1, NAS_NB201_CONV3};
+static const nas_nb201_op POOLS[6] = {NAS_NB201_POOL3, NAS_NB201_SKIP, NAS_NB201_POOL3,
+                                      NAS_NB201_NONE,  NAS_NB201_POOL3, NAS_NB201_SKIP};
+static const nas_nb201_op CONV1[6] = {NAS_NB201_CONV1, NAS_NB201_CONV1, NAS_NB201_NONE,
+                                      NAS_NB201_CONV3, NAS_NB201_SKIP,  NAS_NB201_CONV1};
+
+/* Blocked and plain runs of one network agree, in training and inference. Tolerances: one
+ * cell per stage keeps float32 rounding differences (different summation orders in batch norm
+ * and pooling) near 1e-6; deeper all-conv NB201 nets amplify them chaotically. */
+static void check_network(const nas_nb201_op ops[6], int C, int64_t hw, const char *what) {
+    nas_ctx *ctx = nas_ctx_new();
+    nas_model *m = NULL;
+    const nas_model_shape shape = {3, (int)hw, (int)hw, 10};
+    CHECK(nas_net_nb201(ctx, ops, C, 1, shape, &m) == NAS_OK, "%s: %s", what, nas_errmsg(ctx));
+    if (m == NULL) {
+        nas_ctx_free(ctx);
+        return;
+    }
+    nas_params *p = nas_model_params(m);
+    nas_params_init(p, 7);
+    float *params0 = copy_of(nas_params_data(p), nas_params_total(p));
+    /* batch norm starts at gamma 1, beta 0: move every parameter so a channel mix-up shows */
+    for (int64_t i = 0; i < nas_params_total(p); i++) {
+        params0[i] += 0.05f * (float)sin(1.3 * (double)i);
+    }
+    const int64_t batch = 4, n_x = batch * 3 * hw * hw;
+    float *x = malloc((size_t)n_x * sizeof(float));
+    int32_t labels[4] = {3, 1, 4, 1};
+    for (int64_t i = 0; i < n_x; i++) {
+        x[i] = (float)sin(0.37 * (double)i) + 0.25f;
+    }
+    for (int train = 1; train >= 0; train--) {
+        step_out plain = run_step(ctx, m, params0, x, labels, batch, train, 0);
+        step_out blk = run_step(ctx, m, params0, x, labels, batch, train, 1);
+        CHECK(plain.blocked == 0, "%s: %lld blocked nodes with blocked layouts off", what,
+              (long long)plain.blocked);
+        /* oneDNN may want plain (or NHWC) tensors for inference: blocks there are optional */
+        CHECK(blk.blocked > 0 || !train, "%s: no node blocked", what);
+        if (plain.logits == NULL || blk.logits == NULL) {
+            step_free(&plain);
+            step_free(&blk);
+            continue;
+        }
+        const double tol = 2e-5;
+        CHECK(fabs(blk.loss - plain.loss) <= tol * fabs(plain.loss), "%s: loss %.9g vs %.9g", what,
+              blk.loss, plain.loss);
+        const double e_logits = normwise(blk.logits, plain.logits, plain.n_logits);
+        const double e_params = normwise(blk.params, plain.params, plain.n_params);
+        CHECK(e_logits <= tol, "%s (train %d): logits differ by %.3g", what, train, e_logits);
+        CHECK(e_params <= tol, "%s (train %d): running statistics differ by %.3g", what, train,
+              e_params);
+        if (train) {
+            const double e_dx = normwise(blk.dx, plain.dx, plain.n_x);
+            const double e_dp = normwise(blk.dparams, plain.dparams, plain.n_params);
+            CHECK(e_dx <= tol, "%s: input gradient differs by %.3g", what, e_dx);
+            CHECK(e_dp <= tol, "%s: parameter gradients differ by %.3g", what, e_dp);
+        }
+        step_free(&plain);
+        step_free(&blk);
+    }
+    free(x);
+    free(params0);
+    nas_model_free(m);
+    nas_ctx_free(ctx);
+}
+
+static void test_nb201_allconv(void) {
+    check_network(ALLCONV, 16, 16, "all-conv C=16");
+    check_network(ALLCONV, 32, 8, "all-conv C=32");
+}
+
+static void test_nb201_mixed_ops(void) {
+    check_network(MIXED, 16, 16, "mixed C=16");
+    check_network(POOLS, 16, 12, "pools C=16");
+    check_network(CONV1, 16, 16, "conv1x1 C=16");
+}
+
+/* Sizes whose last stage is odd (12 -> 6 -> 3, 20 -> 10 -> 5): pooling windows at every border.
+ * (NB201's reduction block needs sizes divisible by 4.) */
+static void test_nb201_odd_sizes(void) {
+    check_network(MIXED, 16, 12, "mixed C=16 12x12");
+    check_network(POOLS, 32, 20, "pools C=32 20x20");
+}
+
+/* Rules on small graphs: a conv read by an op without blocked kernels (max_pool), or read as
+ * the graph's output, stays plain; the same conv read by batch norm and a ReLU is blocked. */
+static void test_planner_rules(void) {
+    nas_ctx *ctx = nas_ctx_new();
+    nas_params *p = nas_params_new(ctx);
+    nas_param_id w = -1;
+    const int64_t ws[4] = {16, 16, 3, 3};
+    CHECK(nas_params_add(p, "w", 4, ws, NAS_INIT_KAIMING_NORMAL_FAN_OUT, NAS_PARAM_TRAINABLE, 0,
+                         &w) == NAS_OK,
+          "%s", nas_errmsg(ctx));
+    nas_params_init(p, 1);
+    const int64_t xs[4] = {2, 16, 8, 8};
+    float *x = calloc(2 * 16 * 8 * 8, sizeof(float));
+    for (int k = 0; k < 3; k++) {
+        nas_graph *g = nas_graph_new(ctx);
+        nas_graph_set_blocked_layouts(g, 1);
+        nas_tensor *in = nas_input_grad(g, 4, xs, x);
+        nas_tensor *c = nas_conv2d(g, nas_relu(g, in), nas_param(g, p, w), NULL,
+                                   &(nas_conv_args){.pad_h = 1, .pad_w = 1});
+        nas_tensor *out = NULL;
+        if (k == 0) {
+            out = nas_max_pool(g, c, 3, 1, 1); /* no blocked max pool */
+        } else if (k == 1) {
+            out = c; /* the graph's output */
+        } else {
+            out = nas_global_avg_pool(g, nas_relu(g, nas_batch_norm(g, c, NULL, NULL, NULL, NULL,
+                                                                   0.1f, 1e-5f)));
+        }
+        nas_tensor *loss = nas_sum_all(g, out);
+        CHECK(nas_graph_forward(g) == NAS_OK, "case %d: %s", k, nas_errmsg(ctx));
+        CHECK(nas_graph_backward(g, loss) == NAS_OK, "case %d: %s", k, nas_errmsg(ctx));
+        CHECK((c->block != 0) == (k == 2), "case %d: conv block %d", k, (int)c->block);
+        CHECK(in->block == 0 && loss->block == 0, "case %d: inputs and outputs stay plain", k);
+        CHECK(rule_violations(g) == 0, "case %d: reader rules", k);
+        nas_graph_free(g);
+    }
+    free(x);
+    nas_params_free(p);
+    nas_ctx_free(ctx);
+}
+
+int main(void) {
+#ifdef LAYOUT_TEST_AVX2
+    /* before any primitive exists: oneDNN then picks nChw8c */
+    if (dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx2) != dnnl_success) {
+        printf("oneDNN refused the AVX2 limit\n");
+    }
+#endif
+    RUN_TEST(test_nb201_allconv);
+    RUN_TEST(test_nb201_mixed_ops);
+    RUN_TEST(test_nb201_odd_sizes);
+    RUN_TEST(test_planner_rules);
+#ifdef LAYOUT_TEST_AVX2
+    return check_report("test_layout_avx2");
+#else
+    return check_report("test_layout");
+#endif
+}
