@@ -1,5 +1,5 @@
 """py_proxies_torch.py - every zero-cost proxy of `nascent proxies` against a PyTorch
-implementation on the same small NB201 network (C = 8, N = 1), the same weights and the same
+implementation on the same small NB201 networks (C = 8 and 16, N = 1), the same weights and the same
 minibatch (batch 8): nascent exports its initial weights (weights.nas) and the minibatch, this
 script loads them into the NB201 definition of tests/py_nets_torch.py and computes
 each proxy as SamsungLabs/zero-cost-nas defines it (fresh copy of the network per proxy, training
@@ -196,19 +196,21 @@ def main():
     tmp = tempfile.mkdtemp(prefix="nas_proxies_")
     # the all-conv cell (the slowest) only in the long run: NAS_TEST_LONG=1
     chosen = [0, 1, 2] if os.environ.get("NAS_TEST_LONG") == "1" else [0, 2]
-    for ai, arch in enumerate(ARCHS):
-        if ai not in chosen:
-            continue
-        d = os.path.join(tmp, str(ai))
+    # (arch, C): C = 16 as well, so the engine's blocked layouts are checked at both block sizes
+    # oneDNN picks with AVX-512 (nChw16c needs C divisible by 16; C = 8 gets nChw8c)
+    cases = [(ai, 8) for ai in chosen] + [(0, 16)]
+    for ai, C in cases:
+        arch = ARCHS[ai]
+        d = os.path.join(tmp, f"{ai}_{C}")
         os.makedirs(d)
         cmd = [NAS, "proxies", "--space", "nb201", "--arch", arch, "--batch", "8", "--seed", str(3 + ai),
-               "--channels-mult", "0.5", "--cells", "1", "--synthetic", "--export", d, "--json"]
+               "--channels-mult", str(C / 16), "--cells", "1", "--synthetic", "--export", d, "--json"]
         p = subprocess.run(cmd, capture_output=True, text=True)
         check(p.returncode == 0, f"{arch}: nascent rc {p.returncode}: {p.stderr}")
         if p.returncode != 0:
             continue
         ours = json.loads(p.stdout)
-        net = nb.nb201(nb.parse_arch(arch), C=8, N=1, num_classes=10)
+        net = nb.nb201(nb.parse_arch(arch), C=C, N=1, num_classes=10)
         w = read_weights(os.path.join(d, "weights.nas"))
         sd = {k: torch.from_numpy(v) for k, v in w.items()}
         missing, unexpected = net.load_state_dict(sd, strict=False)
@@ -230,7 +232,7 @@ def main():
                     continue
                 got = scores[name]
                 rel = abs(got - want) / max(abs(want), 1e-30)
-                print(f"{ai} {name + how:16s} nascent {got:.10g} torch {want:.10g} rel {rel:.2e}")
+                print(f"{ai} C={C:<2d} {name + how:16s} nascent {got:.10g} torch {want:.10g} rel {rel:.2e}")
                 check(rel <= TOL.get(name, REL_TOL),
                       f"{arch}: {name}{how}: nascent {got!r} torch {want!r} rel {rel:.3g}")
     return check.report("py_proxies_torch")

@@ -35,8 +35,11 @@ static size_t data_bytes(const nas_node *n) {
     return align_up((size_t)n->numel * sizeof(float)) + align_up(n->aux_bytes);
 }
 
-/* requires_grad and last_use for every node. */
+/* requires_grad, last_use and readers for every node. */
 static void mark_nodes(nas_graph *g) {
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        nas_graph_node(g, i)->readers = 0;
+    }
     for (int64_t i = 0; i < g->n_nodes; i++) {
         nas_node *n = nas_graph_node(g, i);
         n->last_use = i;
@@ -55,6 +58,7 @@ static void mark_nodes(nas_graph *g) {
         for (int s = 0; s < n->n_src; s++) {
             nas_node *root = storage_root(n->src[s]);
             root->last_use = nas_max_i64(root->last_use, i);
+            n->src[s]->readers++;
         }
     }
     /* Outputs nobody reads stay live to the end. */

@@ -145,9 +145,9 @@ static nas_status record_train(nas_proxies *pr, nas_model *m, const float *x,
     const uint32_t param_users =
         (1u << NAS_PROXY_GRAD_NORM) | (1u << NAS_PROXY_SNIP) | (1u << NAS_PROXY_GRASP);
     nas_graph_set_param_grads(g, (mask & param_users) != 0);
-    /* fisher reads the convolutions' outputs as NCHW; the others read weights, inputs and ReLU
-     * inputs only */
-    nas_graph_set_blocked_layouts(g, (mask & (1u << NAS_PROXY_FISHER)) == 0);
+    /* the proxies read weights, inputs, ReLU inputs (nwot: per example, in any order) and conv
+     * outputs (fisher: layout-aware) */
+    nas_graph_set_blocked_layouts(g, 1);
     const int64_t shape[4] = {batch, sh.in_c, sh.in_h, sh.in_w};
     ps->m = m;
     ps->p = nas_model_params(m);

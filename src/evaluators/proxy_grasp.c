@@ -20,7 +20,8 @@
  * tens of thousands of units near 0 those jumps do not vanish as the step shrinks (the
  * difference quotient measures the distributional Hessian, kinks included). So for the perturbed
  * passes every ReLU node is turned into a multiplication by its 0/1 mask at the unperturbed
- * weights (the node rewritten in place, the masks appended as input leaves, undone afterwards).
+ * weights (relu_frozen, the node rewritten in place, the masks appended as input leaves in the
+ * layout the ReLU's input has, undone afterwards).
  * The network is then smooth in W (conv, BN with batch statistics, softmax) and the difference
  * converges to the autograd value. Other kinks (max pool, ReLU6, hard swish) are not frozen.
  * The driver restores the weights afterwards. */
@@ -34,7 +35,7 @@ static const double stencil_at[4] = {2.0, 1.0, -1.0, -2.0};
 static const double stencil_w[4] = {-1.0, 8.0, -8.0, 1.0};
 #define STENCIL_DIV 12.0
 
-/* Turn every ReLU node of g into mul(x, mask) with mask = [x > 0] now; returns the number of
+/* Turn every ReLU node of g into relu_frozen with mask = [x > 0] now; returns the number of
  * mask leaves appended (-1 on allocation failure). */
 static int64_t freeze_relus(nas_proxies *pr, nas_graph *g) {
     const int64_t n0 = g->n_nodes;
@@ -61,11 +62,7 @@ static int64_t freeze_relus(nas_proxies *pr, nas_graph *g) {
         if (m == NULL) {
             return -1;
         }
-        n = nas_graph_node(g, i); /* chunks keep node addresses, but re-read for clarity */
-        n->op = NAS_OP_MUL;
-        n->n_src = 2;
-        n->src[1] = m;
-        n->iparam[0] = 0; /* same-shape multiply */
+        nas_relu_freeze(nas_graph_node(g, i), m);
         at += n->numel;
     }
     g->planned = 0;
@@ -77,10 +74,8 @@ static void thaw_relus(nas_graph *g, int64_t added) {
     const int64_t n0 = g->n_nodes - added;
     for (int64_t i = 0; i < n0; i++) {
         nas_node *n = nas_graph_node(g, i);
-        if (n->op == NAS_OP_MUL && n->n_src == 2 && n->src[1]->index >= n0) {
-            n->op = NAS_OP_RELU;
-            n->n_src = 1;
-            n->src[1] = NULL;
+        if (n->op == NAS_OP_RELU_FROZEN) {
+            nas_relu_thaw(n);
         }
     }
     g->n_nodes = n0;

@@ -42,6 +42,58 @@ static void relu_backward(nas_graph *g, nas_node *n) {
 
 const nas_op_desc nas_op_relu = {.name = "relu", .forward = relu_forward, .backward = relu_backward};
 
+/* ---- relu_frozen: y = x m, dy/dx = m, for a 0/1 mask m taken from an earlier forward (src[1],
+ * a leaf that gets no gradient). A relu node is turned into one in place by
+ * nas_relu_freeze (grasp's finite differences need the network smooth in its weights). The
+ * mask is in the layout x had when it was taken (iparam[0] = its block); the planner keeps x in
+ * that layout (the op follows src[0] alone), and forward checks it did. */
+
+void nas_relu_freeze(nas_node *relu, nas_node *mask) {
+    relu->op = NAS_OP_RELU_FROZEN;
+    relu->n_src = 2;
+    relu->src[1] = mask;
+    relu->iparam[0] = relu->src[0]->block;
+}
+
+void nas_relu_thaw(nas_node *frozen) {
+    frozen->op = NAS_OP_RELU;
+    frozen->n_src = 1;
+    frozen->src[1] = NULL;
+}
+
+static nas_status relu_frozen_forward(nas_graph *g, nas_node *n) {
+    if (n->src[0]->block != n->iparam[0]) {
+        return nas_fail(g->ctx, NAS_ERR_STATE,
+                        "relu_frozen (node %lld): the input's layout changed since the mask was "
+                        "taken", (long long)n->index);
+    }
+    const float *x = n->src[0]->data, *m = n->src[1]->data;
+    float *y = n->data;
+    const int64_t len = n->numel;
+    NAS_OMP_FOR_SIMD
+    for (int64_t i = 0; i < len; i++) {
+        y[i] = x[i] * m[i];
+    }
+    return NAS_OK;
+}
+
+static void relu_frozen_backward(nas_graph *g, nas_node *n) {
+    (void)g;
+    float *dx = n->src[0]->grad;
+    if (dx == NULL) {
+        return;
+    }
+    const float *m = n->src[1]->data, *dy = n->grad;
+    const int64_t len = n->numel;
+    NAS_OMP_FOR_SIMD
+    for (int64_t i = 0; i < len; i++) {
+        dx[i] += dy[i] * m[i];
+    }
+}
+
+const nas_op_desc nas_op_relu_frozen = {
+    .name = "relu_frozen", .forward = relu_frozen_forward, .backward = relu_frozen_backward};
+
 /* ---- sum of n same-shaped inputs (add is the n = 2 case): dy/dx_i = 1 */
 
 nas_tensor *nas_sum(nas_graph *g, int n, nas_tensor *const *xs) {

@@ -23,9 +23,9 @@
 enum conv_pass { PASS_FWD_INFER = 0, PASS_FWD_TRAIN, PASS_BWD_DATA, PASS_BWD_WEIGHTS };
 
 #define KEY_LEN 18
-/* Key slot of the layout flags: which side is already in the primitive's layout. */
-#define KEY_NATIVE 17
-enum { NATIVE_X = 1, NATIVE_Y = 2 };
+/* Flags (the key's last slot): which side is already in the primitive's layout, and whether
+ * the data pass may overwrite dx (the conv is its only writer) instead of adding to it. */
+enum { NATIVE_X = 1, NATIVE_Y = 2, OVERWRITE_DX = 4 };
 /* Entries; past this the cache is flushed (NAS-RL spaces make many shapes). */
 #define CACHE_MAX 4096
 #define ALIGN 64
@@ -378,7 +378,8 @@ static dnnl_status_t entry_build(conv_cache *c, conv_entry *e, int pass, const n
         DNNL_TRY(port_make(c, e, &e->io[1], &m.wei, dnnl_query_weights_md, 0, 0, 0));
         DNNL_TRY(port_make(c, e, &e->io[2], &m.dst, dnnl_query_dst_md, 1, 0, ny));
     } else if (pass == PASS_BWD_DATA) {
-        DNNL_TRY(port_make(c, e, &e->io[0], &m.src, dnnl_query_diff_src_md, 1, 1, nx));
+        DNNL_TRY(port_make(c, e, &e->io[0], &m.src, dnnl_query_diff_src_md, 1,
+                           (native & OVERWRITE_DX) == 0, nx));
         DNNL_TRY(port_make(c, e, &e->io[1], &m.wei, dnnl_query_weights_md, 0, 0, 0));
         DNNL_TRY(port_make(c, e, &e->io[2], &m.dst, dnnl_query_diff_dst_md, 0, 0, ny));
     } else {
@@ -435,7 +436,8 @@ static conv_entry *entry_get(nas_ctx *ctx, conv_cache *c, int pass, const nas_co
     /* miss: backward passes need the training forward as a hint */
     const_dnnl_primitive_desc_t hint = NULL;
     if (pass == PASS_BWD_DATA || pass == PASS_BWD_WEIGHTS) {
-        conv_entry *f = entry_get(ctx, c, PASS_FWD_TRAIN, g, has_bias, native, st);
+        conv_entry *f =
+            entry_get(ctx, c, PASS_FWD_TRAIN, g, has_bias, native & (NATIVE_X | NATIVE_Y), st);
         if (f == NULL) {
             return NULL;
         }
@@ -573,6 +575,16 @@ static int native_of(const nas_node *n) {
     return (n->src[0]->block != 0 ? NATIVE_X : 0) | (n->block != 0 ? NATIVE_Y : 0);
 }
 
+/* dx may be overwritten when this conv is the only node adding to x's gradient: x has no other
+ * reader, owns its gradient (not a view of another's) and is not a parameter (whose gradients
+ * add up across backward calls); the planner zeroes activation gradients before each backward.
+ * Saves the scratch copy and the "+=" pass. */
+static int overwrite_dx(const nas_node *n) {
+    const nas_node *x = n->src[0];
+    return x->readers == 1 && !nas_op_get(x->op)->alias && x->op != NAS_OP_PARAM &&
+           x->op != NAS_OP_PARAM_SLICE;
+}
+
 /* What a backward of node n runs: the data and weight passes it needs (NULL when that gradient
  * is not wanted; the planner has placed the grads before any forward), the forward entry whose
  * blocked x it reuses, and the scratch it takes: one block [bwd data][bwd weights]. */
@@ -589,7 +601,8 @@ static nas_status backward_entries(nas_graph *g, conv_cache *c, const nas_node *
     nas_status st = NAS_OK;
     memset(bp, 0, sizeof(*bp));
     if (x->grad != NULL) {
-        bp->data = entry_get(g->ctx, c, PASS_BWD_DATA, &geom, has_bias, native, &st);
+        const int flags = native | (overwrite_dx(n) ? OVERWRITE_DX : 0);
+        bp->data = entry_get(g->ctx, c, PASS_BWD_DATA, &geom, has_bias, flags, &st);
         if (bp->data == NULL) {
             return st;
         }

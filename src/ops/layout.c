@@ -40,10 +40,11 @@ static int is_elementwise(int op) {
 }
 
 /* Ops whose layout follows their inputs': element-wise ones (every source) and those with
- * blocked kernels for their first source. */
+ * blocked kernels for their first source (relu_frozen: its mask leaf was taken in the layout
+ * its input has). */
 static int follows_inputs(const nas_node *n) {
     return n->ndim == 4 && (is_elementwise(n->op) || n->op == NAS_OP_BATCH_NORM ||
-                            n->op == NAS_OP_AVG_POOL);
+                            n->op == NAS_OP_AVG_POOL || n->op == NAS_OP_RELU_FROZEN);
 }
 
 /* Sources whose layout a following node shares: all for element-wise ops, else the first. */

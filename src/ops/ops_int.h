@@ -42,6 +42,10 @@ nas_node *nas_ops_append_like(nas_graph *g, int op, int n_src, nas_node *const *
 /* Format a shape as "[2, 3, 4, 5]" into buf (for error messages); returns buf. */
 const char *nas_shape_str(const nas_node *t, char *buf, size_t size);
 int nas_same_shape(const nas_node *a, const nas_node *b);
+/* Turn a relu node into relu_frozen with the 0/1 mask leaf `mask` (taken in the input's current
+ * layout), and back (basic.c). */
+void nas_relu_freeze(nas_node *relu, nas_node *mask);
+void nas_relu_thaw(nas_node *frozen);
 /* A view of part of x: `numel` elements from element `offset` with the given shape (ops with
  * two outputs, e.g. the LSTM cell). Defined in basic.c. */
 nas_tensor *nas_view_part(nas_graph *g, nas_tensor *x, int64_t offset, int ndim,

@@ -26,6 +26,7 @@ typedef struct nas_node {
     void *aux;         /* op scratch kept from forward to backward (BN statistics, masks) */
     size_t aux_bytes;  /* set by the op's infer function */
     int64_t last_use;  /* index of the last node reading this one (liveness planning) */
+    int32_t readers;   /* how many (node, source slot) pairs read this one (set by the planner) */
     uint8_t requires_grad;
     uint8_t alias;     /* data (and grad) are views into src[0] at element offset alias_offset */
     /* 0: data and grad are plain (NCHW); B: both are in oneDNN's channel-blocked nChw{B}c
