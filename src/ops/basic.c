@@ -34,6 +34,13 @@ static void relu_backward(nas_graph *g, nas_node *n) {
     }
     const float *x = n->src[0]->data, *dy = n->grad;
     const int64_t len = n->numel;
+    if (nas_grad_fresh(n->src[0])) {
+        NAS_OMP_FOR_SIMD
+        for (int64_t i = 0; i < len; i++) {
+            dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+        }
+        return;
+    }
     NAS_OMP_FOR_SIMD
     for (int64_t i = 0; i < len; i++) {
         dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
@@ -149,6 +156,13 @@ static void sum_backward(nas_graph *g, nas_node *n) {
     for (int s = 0; s < n->n_src; s++) {
         float *dx = n->src[s]->grad;
         if (dx == NULL) {
+            continue;
+        }
+        if (nas_grad_fresh(n->src[s])) {
+            NAS_OMP_FOR_SIMD
+            for (int64_t i = 0; i < len; i++) {
+                dx[i] = dy[i];
+            }
             continue;
         }
         NAS_OMP_FOR_SIMD

@@ -575,15 +575,6 @@ static int native_of(const nas_node *n) {
     return (n->src[0]->block != 0 ? NATIVE_X : 0) | (n->block != 0 ? NATIVE_Y : 0);
 }
 
-/* dx may be overwritten when this conv is the only node adding to x's gradient: x has no other
- * reader, owns its gradient (not a view of another's) and is not a parameter (whose gradients
- * add up across backward calls); the planner zeroes activation gradients before each backward.
- * Saves the scratch copy and the "+=" pass. */
-static int overwrite_dx(const nas_node *n) {
-    const nas_node *x = n->src[0];
-    return x->readers == 1 && !nas_op_get(x->op)->alias && x->op != NAS_OP_PARAM &&
-           x->op != NAS_OP_PARAM_SLICE;
-}
 
 /* What a backward of node n runs: the data and weight passes it needs (NULL when that gradient
  * is not wanted; the planner has placed the grads before any forward), the forward entry whose
@@ -601,7 +592,8 @@ static nas_status backward_entries(nas_graph *g, conv_cache *c, const nas_node *
     nas_status st = NAS_OK;
     memset(bp, 0, sizeof(*bp));
     if (x->grad != NULL) {
-        const int flags = native | (overwrite_dx(n) ? OVERWRITE_DX : 0);
+        /* a fresh dx is written directly: no scratch copy, no "+=" pass */
+        const int flags = native | (nas_grad_fresh(x) ? OVERWRITE_DX : 0);
         bp->data = entry_get(g->ctx, c, PASS_BWD_DATA, &geom, has_bias, flags, &st);
         if (bp->data == NULL) {
             return st;

@@ -352,29 +352,35 @@ static void blocked_grad_sums(const float *x, const float *dy, bn_dims d, int64_
     }
 }
 
-/* One blocked tile: dx += a dy + k (x - mean) + b; coef[i C] + c holds a, k, b, mean. */
+/* One blocked tile: dx (+)= a dy + k (x - mean) + b; coef[i C] + c holds a, k, b, mean. With
+ * `fresh` (a constant where inlined) dx is stored, not added to (nas_grad_fresh). */
 NAS_ALWAYS_INLINE void tile_dx(const float *xt, const float *dyt, float *dxt, int64_t HW,
-                               const int64_t B, const float *coef, int64_t C) {
+                               const int64_t B, const float *coef, int64_t C, const int fresh) {
     const float *a = coef, *k = a + C, *bb = k + C, *m = bb + C;
     for (int64_t p = 0; p < HW; p++) {
         NAS_SIMD
         for (int64_t b = 0; b < B; b++) {
             const int64_t i = p * B + b;
-            dxt[i] += a[b] * dyt[i] + k[b] * (xt[i] - m[b]) + bb[b];
+            const float v = a[b] * dyt[i] + k[b] * (xt[i] - m[b]) + bb[b];
+            dxt[i] = fresh ? v : dxt[i] + v;
         }
     }
 }
 
 static void blocked_dx(const float *x, const float *dy, float *dx, bn_dims d, int64_t B,
-                       const float *coef) {
+                       const float *coef, int fresh) {
     const int64_t CB = d.C / B;
     NAS_OMP_FOR_IF(d.M * d.C >= NAS_PAR_MIN)
     for (int64_t t = 0; t < d.N * CB; t++) {
         const int64_t at = t * B * d.HW, c0 = (t % CB) * B;
+        const float *xt = x + at, *dyt = dy + at, *ct = coef + c0;
+        float *dxt = dx + at;
         if (B == 16) {
-            tile_dx(x + at, dy + at, dx + at, d.HW, 16, coef + c0, d.C);
+            fresh ? tile_dx(xt, dyt, dxt, d.HW, 16, ct, d.C, 1)
+                  : tile_dx(xt, dyt, dxt, d.HW, 16, ct, d.C, 0);
         } else {
-            tile_dx(x + at, dy + at, dx + at, d.HW, 8, coef + c0, d.C);
+            fresh ? tile_dx(xt, dyt, dxt, d.HW, 8, ct, d.C, 1)
+                  : tile_dx(xt, dyt, dxt, d.HW, 8, ct, d.C, 0);
         }
     }
 }
@@ -438,7 +444,7 @@ static void bn_backward_blocked(nas_graph *g, nas_node *n, bn_dims d) {
         }
     }
     if (xn->grad != NULL) {
-        blocked_dx(xn->data, n->grad, xn->grad, d, xn->block, coef);
+        blocked_dx(xn->data, n->grad, xn->grad, d, xn->block, coef, nas_grad_fresh(xn));
     }
 }
 

@@ -33,6 +33,15 @@ typedef struct nas_op_desc {
 /* The descriptor of an op kind (asserts the range). */
 const nas_op_desc *nas_op_get(int op);
 
+/* 1 when the backward running now is the only writer of x's gradient: x is read once, owns its
+ * gradient (not a view of another's) and is not a parameter (whose gradients add up across
+ * backward calls). The planner zeroes activation gradients before each backward, so that
+ * backward may store into the gradient instead of adding to it, saving a read of it. */
+static inline int nas_grad_fresh(const nas_node *x) {
+    return x->readers == 1 && !nas_op_get(x->op)->alias && x->op != NAS_OP_PARAM &&
+           x->op != NAS_OP_PARAM_SLICE;
+}
+
 /* Shared builder helpers. */
 /* Check a builder's source tensors are non-NULL and the graph has no error yet. */
 int nas_ops_sources_ok(nas_graph *g, int n, nas_node *const *src);
