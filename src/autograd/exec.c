@@ -277,6 +277,18 @@ static nas_status run_backward(nas_graph *g, nas_node *from) {
     return NAS_OK;
 }
 
+/* memset split across the threads: the gradient region is hundreds of MB for a batch-64 NB201
+ * backward, one core's memset bandwidth is half of two cores'. */
+static void zero_parallel(char *p, size_t bytes) {
+    const size_t chunk = (size_t)1 << 20;
+    const int64_t chunks = (int64_t)((bytes + chunk - 1) / chunk);
+    NAS_OMP_FOR_IF(chunks > 1)
+    for (int64_t i = 0; i < chunks; i++) {
+        const size_t at = (size_t)i * chunk;
+        memset(p + at, 0, at + chunk <= bytes ? chunk : bytes - at);
+    }
+}
+
 static nas_status backward_prepare(nas_graph *g, nas_node *t) {
     if (!g->planned || t == NULL) {
         return nas_fail(g->ctx, NAS_ERR_STATE, "backward: run forward first");
@@ -289,7 +301,7 @@ static nas_status backward_prepare(nas_graph *g, nas_node *t) {
                         "backward: the %s output does not depend on any parameter or input "
                         "that needs a gradient", nas_op_get(t->op)->name);
     }
-    memset(g->arena + g->grad_begin, 0, g->grad_end - g->grad_begin);
+    zero_parallel(g->arena + g->grad_begin, g->grad_end - g->grad_begin);
     return NAS_OK;
 }
 

@@ -26,6 +26,23 @@ void nas_params_free(nas_params *p) {
     nas_free(ctx, p, sizeof(nas_params));
 }
 
+/* A new block of new_b bytes holding the old one's old_b bytes, the rest zero; the old block is
+ * freed (NULL when out of memory, the old block kept). Huge pages are asked for before the first
+ * touch: a network of millions of parameters is built anew for every architecture scored. */
+static float *grown_copy(nas_ctx *ctx, float *old, size_t old_b, size_t new_b) {
+    char *p = nas_malloc(ctx, new_b);
+    if (p == NULL) {
+        return NULL;
+    }
+    nas_mem_advise_large(p, new_b);
+    if (old != NULL) {
+        memcpy(p, old, old_b);
+    }
+    memset(p + old_b, 0, new_b - old_b);
+    nas_free(ctx, old, old_b);
+    return (float *)p;
+}
+
 static nas_status grow_block(nas_params *p, int64_t need) {
     if (need <= p->cap_total) {
         return NAS_OK;
@@ -35,18 +52,16 @@ static nas_status grow_block(nas_params *p, int64_t need) {
         cap *= 2;
     }
     const size_t old_b = (size_t)p->cap_total * sizeof(float), new_b = (size_t)cap * sizeof(float);
-    float *data = nas_realloc(p->ctx, p->data, old_b, new_b);
+    float *data = grown_copy(p->ctx, p->data, old_b, new_b);
     if (data == NULL) {
         return NAS_ERR_NOMEM;
     }
     p->data = data;
-    float *grad = nas_realloc(p->ctx, p->grad, old_b, new_b);
+    float *grad = grown_copy(p->ctx, p->grad, old_b, new_b);
     if (grad == NULL) {
         return NAS_ERR_NOMEM;
     }
     p->grad = grad;
-    memset(p->data + p->cap_total, 0, new_b - old_b);
-    memset(p->grad + p->cap_total, 0, new_b - old_b);
     p->cap_total = cap;
     return NAS_OK;
 }
