@@ -4,6 +4,7 @@
 #ifndef NAS_CHECK_H
 #define NAS_CHECK_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,18 @@ static inline void *check_counting_alloc(void *user, void *ptr, size_t old_size,
         free(ptr);
     }
     return p;
+}
+
+/* max |a - b| / max(max |b|, floor): two arrays of values of one kind compared as a whole (the
+ * floor keeps near-zero references from turning rounding into large relative errors). */
+static inline double check_normwise_err(const float *a, const float *b, long long n,
+                                        double floor) {
+    double d = 0.0, m = floor;
+    for (long long i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - (double)b[i]));
+        m = fmax(m, fabs((double)b[i]));
+    }
+    return d / m;
 }
 
 static inline int check_report(const char *suite) {

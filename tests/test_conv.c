@@ -109,12 +109,7 @@ static int conv_exec(const conv_case *cc, nas_conv_backend be, int training, con
 
 /* max |a - b| / max(max |b|, 1e-3) */
 static double rel_err(const float *a, const float *b, int64_t n) {
-    double d = 0.0, m = 1e-3;
-    for (int64_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - (double)b[i]));
-        m = fmax(m, fabs((double)b[i]));
-    }
-    return d / m;
+    return check_normwise_err(a, b, n, 1e-3);
 }
 
 static void case_str(const conv_case *c, char *buf, size_t size) {

@@ -127,14 +127,9 @@ static step_out run_step(nas_ctx *ctx, nas_model *m, const float *params0, float
     return o;
 }
 
-/* max |a - b| / max |b|: arrays of values of one kind compared as a whole. */
+/* max |a - b| / max |b| */
 static double normwise(const float *a, const float *b, int64_t n) {
-    double diff = 0.0, scale = 1e-30;
-    for (int64_t i = 0; i < n; i++) {
-        diff = fmax(diff, fabs((double)a[i] - (double)b[i]));
-        scale = fmax(scale, fabs((double)b[i]));
-    }
-    return diff / scale;
+    return check_normwise_err(a, b, n, 1e-30);
 }
 
 static const nas_nb201_op ALLCONV[6] = {NAS_NB201_CONV3, NAS_NB201_CONV3, NAS_NB201_CONV3,
