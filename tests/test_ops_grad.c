@@ -1,7 +1,8 @@
-/* test_ops_grad.c - every op family of act.c, norm.c, pool.c, shape.c, loss.c and lstm.c:
- * analytic backward against central finite differences on random odd shapes (the harness and
- * how it avoids kinks: fd_check.h). */
+/* test_ops_grad.c - every op family of act.c, norm.c, pool.c, shape.c, loss.c and lstm.c, and
+ * basic.c's relu_frozen: analytic backward against central finite differences on random odd
+ * shapes (the harness and how it avoids kinks: fd_check.h). */
 #include "fd_check.h"
+#include "ops/ops_int.h"
 
 #include <math.h>
 #include <string.h>
@@ -69,6 +70,16 @@ static nas_tensor *b_shuffle(nas_graph *g, nas_tensor **in, const void *arg) {
 static nas_tensor *b_pad(nas_graph *g, nas_tensor **in, const void *arg) {
     (void)arg;
     return nas_pad_channels(g, in[0], 7);
+}
+
+/* relu_frozen (grasp's ReLU with a fixed mask): y = x m, the mask a leaf without gradient */
+static nas_tensor *b_relu_frozen(nas_graph *g, nas_tensor **in, const void *arg) {
+    (void)arg;
+    nas_tensor *r = nas_relu(g, in[0]);
+    if (r != NULL) {
+        nas_relu_freeze(r, in[1]);
+    }
+    return r;
 }
 
 /* zero contributes nothing: y = x + zero(x) must have dy/dx = 1 */
@@ -240,6 +251,16 @@ static void test_shape_ops(void) {
     run_case(&pad);
     fd_case zero = {"zero", 1, {IN(X4(3, 5, 5, 7), 1, -2, 2)}, b_zero, NULL, 0, NULL, 0, 5e-4};
     run_case(&zero);
+    fd_case frozen = {"relu_frozen",
+                      2,
+                      {IN(X4(3, 5, 5, 7), 1, -2, 2), IN(X4(3, 5, 5, 7), 0, 0, 1)},
+                      b_relu_frozen,
+                      NULL,
+                      0,
+                      NULL,
+                      0,
+                      5e-4};
+    run_case(&frozen);
 }
 
 static void test_losses(void) {

@@ -5,12 +5,13 @@
  * format_tag_any and paired with reorders from/to our plain layouts. Outputs that accumulate
  * (dx, dw) are written blocked into scratch and reordered back with a sum post-op, so "+=" costs
  * nothing extra. In training the forward's blocked copy of x is kept in the node's aux space
- * (sized by the builder) and reused by the weight gradient. Where the planner has put x or y
+ * (sized by the planner) and reused by the weight gradient. Where the planner has put x or y
  * itself in the primitive's blocked layout (n->block, ops/layout.c) that side has no reorder at
- * all: the primitive reads and writes the node's buffers directly.
+ * all: the primitive reads and writes the node's buffers directly. Where the conv is the only
+ * writer of dx (nas_grad_fresh), the data pass stores dx instead of adding to it.
  *
  * Cache. A primitive set (descriptor, primitive, its reorders, memory objects with no data)
- * is created once per (pass, shape, arguments, thread count) and kept in an open-addressing
+ * is created once per (pass, shape, arguments, thread count, flags) and kept in an open-addressing
  * hash table owned by the context (ctx->backend, freed by ctx->backend_free). A hit is a hash of
  * 18 integers plus a probe. Buffers are never allocated per call: blocked temporaries and the
  * user-mode scratchpads are carved from the graph's scratch block (grown once), and memory
@@ -191,9 +192,9 @@ static int engine_ready(conv_cache *c) {
 
 /* ---- keys and lookup */
 
-static conv_key key_make(int pass, const nas_conv_geom *g, int has_bias, int native) {
+static conv_key key_make(int pass, const nas_conv_geom *g, int has_bias, int flags) {
     conv_key k = {{pass, g->N, g->C, g->H, g->W, g->O, g->KH, g->KW, g->sh, g->sw, g->ph, g->pw,
-                   g->dh, g->dw, g->groups, has_bias, nas_max_threads(), native}};
+                   g->dh, g->dw, g->groups, has_bias, nas_max_threads(), flags}};
     return k;
 }
 
@@ -344,8 +345,8 @@ static dnnl_status_t port_make(conv_cache *c, conv_entry *e, conv_port *p,
 }
 
 static dnnl_status_t entry_build(conv_cache *c, conv_entry *e, int pass, const nas_conv_geom *g,
-                                 int has_bias, int native, const_dnnl_primitive_desc_t hint) {
-    const int nx = (native & NATIVE_X) != 0, ny = (native & NATIVE_Y) != 0;
+                                 int has_bias, int flags, const_dnnl_primitive_desc_t hint) {
+    const int nx = (flags & NATIVE_X) != 0, ny = (flags & NATIVE_Y) != 0;
     conv_mds m;
     DNNL_TRY(mds_make(g, &m));
     dnnl_convolution_desc_t cd;
@@ -379,7 +380,7 @@ static dnnl_status_t entry_build(conv_cache *c, conv_entry *e, int pass, const n
         DNNL_TRY(port_make(c, e, &e->io[2], &m.dst, dnnl_query_dst_md, 1, 0, ny));
     } else if (pass == PASS_BWD_DATA) {
         DNNL_TRY(port_make(c, e, &e->io[0], &m.src, dnnl_query_diff_src_md, 1,
-                           (native & OVERWRITE_DX) == 0, nx));
+                           (flags & OVERWRITE_DX) == 0, nx));
         DNNL_TRY(port_make(c, e, &e->io[1], &m.wei, dnnl_query_weights_md, 0, 0, 0));
         DNNL_TRY(port_make(c, e, &e->io[2], &m.dst, dnnl_query_diff_dst_md, 0, 0, ny));
     } else {
@@ -416,11 +417,11 @@ static dnnl_status_t entry_build(conv_cache *c, conv_entry *e, int pass, const n
     return dnnl_success;
 }
 
-/* The cached entry for (pass, geometry); created on a miss. NULL with *st set when oneDNN has
- * no implementation (NAS_ERR_UNSUPPORTED) or something failed. */
+/* The cached entry for (pass, geometry, flags); created on a miss. NULL with *st set when
+ * oneDNN has no implementation (NAS_ERR_UNSUPPORTED) or something failed. */
 static conv_entry *entry_get(nas_ctx *ctx, conv_cache *c, int pass, const nas_conv_geom *g,
-                             int has_bias, int native, nas_status *st) {
-    const conv_key k = key_make(pass, g, has_bias, native);
+                             int has_bias, int flags, nas_status *st) {
+    const conv_key k = key_make(pass, g, has_bias, flags);
     const uint64_t h = key_hash(&k);
     if (c->cap > 0) {
         for (int64_t s = (int64_t)(h & (uint64_t)(c->cap - 1));; s = (s + 1) & (c->cap - 1)) {
@@ -437,7 +438,7 @@ static conv_entry *entry_get(nas_ctx *ctx, conv_cache *c, int pass, const nas_co
     const_dnnl_primitive_desc_t hint = NULL;
     if (pass == PASS_BWD_DATA || pass == PASS_BWD_WEIGHTS) {
         conv_entry *f =
-            entry_get(ctx, c, PASS_FWD_TRAIN, g, has_bias, native & (NATIVE_X | NATIVE_Y), st);
+            entry_get(ctx, c, PASS_FWD_TRAIN, g, has_bias, flags & (NATIVE_X | NATIVE_Y), st);
         if (f == NULL) {
             return NULL;
         }
@@ -453,7 +454,7 @@ static conv_entry *entry_get(nas_ctx *ctx, conv_cache *c, int pass, const nas_co
         return NULL;
     }
     e->key = k;
-    const dnnl_status_t ds = entry_build(c, e, pass, g, has_bias, native, hint);
+    const dnnl_status_t ds = entry_build(c, e, pass, g, has_bias, flags, hint);
     if (ds != dnnl_success) {
         entry_free(ctx, e);
         if (ds == dnnl_unimplemented) {
@@ -574,7 +575,6 @@ static conv_cache *ready_cache(nas_ctx *ctx, nas_status *st) {
 static int native_of(const nas_node *n) {
     return (n->src[0]->block != 0 ? NATIVE_X : 0) | (n->block != 0 ? NATIVE_Y : 0);
 }
-
 
 /* What a backward of node n runs: the data and weight passes it needs (NULL when that gradient
  * is not wanted; the planner has placed the grads before any forward), the forward entry whose
@@ -814,7 +814,8 @@ nas_status nas_conv_dnnl_backward(nas_graph *g, nas_node *n, unsigned *done) {
 
 /* ---- blocked layouts (the planner's questions) */
 
-/* nChw8c or nChw16c with exactly `channels` (no padding): the block size, else 0. */
+/* The block size when md is nChw8c or nChw16c over exactly `dims` (channels a multiple of the
+ * block: no padding), else 0. */
 static int64_t block_of(const dnnl_memory_desc_t *md, const dnnl_dims_t dims) {
     static const struct {
         dnnl_format_tag_t tag;
