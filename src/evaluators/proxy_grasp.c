@@ -55,14 +55,16 @@ static int64_t freeze_relus(nas_proxies *pr, nas_graph *g) {
             continue;
         }
         const float *x = n->src[0]->data;
+        float *m = mask + at;
+        NAS_OMP_FOR_IF(n->numel >= NAS_PAR_MIN)
         for (int64_t k = 0; k < n->numel; k++) {
-            mask[at + k] = x[k] > 0.0f ? 1.0f : 0.0f;
+            m[k] = x[k] > 0.0f ? 1.0f : 0.0f;
         }
-        nas_node *m = nas_input(g, n->ndim, n->shape, mask + at);
-        if (m == NULL) {
+        nas_node *leaf = nas_input(g, n->ndim, n->shape, m);
+        if (leaf == NULL) {
             return -1;
         }
-        nas_relu_freeze(nas_graph_node(g, i), m);
+        nas_relu_freeze(nas_graph_node(g, i), leaf);
         at += n->numel;
     }
     g->planned = 0;
@@ -115,11 +117,13 @@ nas_status nas_proxy_grasp(nas_proxies *pr, const nas_proxy_pass *ps, double *ou
     const float *grad = nas_params_grad(p);
     nas_status st = NAS_OK;
     for (int s = 0; s < 4 && st == NAS_OK; s++) {
+        const double step = stencil_at[s] * eps;
         for (nas_param_id id = 0; id < np; id++) {
             if (ps->is_weight[id]) {
-                const int64_t off = nas_param_offset(p, id);
-                for (int64_t i = 0, n = nas_param_numel(p, id); i < n; i++) {
-                    w[off + i] = (float)((double)w0[off + i] + stencil_at[s] * eps * (double)g0[off + i]);
+                const int64_t off = nas_param_offset(p, id), n = nas_param_numel(p, id);
+                NAS_OMP_FOR_IF(n >= NAS_PAR_MIN)
+                for (int64_t i = off; i < off + n; i++) {
+                    w[i] = (float)((double)w0[i] + step * (double)g0[i]);
                 }
             }
         }
@@ -130,9 +134,10 @@ nas_status nas_proxy_grasp(nas_proxies *pr, const nas_proxy_pass *ps, double *ou
         }
         for (nas_param_id id = 0; id < np; id++) {
             if (ps->is_weight[id]) {
-                const int64_t off = nas_param_offset(p, id);
-                for (int64_t i = 0, n = nas_param_numel(p, id); i < n; i++) {
-                    hg[off + i] += stencil_w[s] * (double)grad[off + i];
+                const int64_t off = nas_param_offset(p, id), n = nas_param_numel(p, id);
+                NAS_OMP_FOR_IF(n >= NAS_PAR_MIN)
+                for (int64_t i = off; i < off + n; i++) {
+                    hg[i] += stencil_w[s] * (double)grad[i];
                 }
             }
         }
