@@ -136,7 +136,7 @@ static const nas_nb201_op ALLCONV[6] = {NAS_NB201_CONV3, NAS_NB201_CONV3, NAS_NB
                                         NAS_NB201_CONV3, NAS_NB201_CONV3, NAS_NB201_CONV3};
 static const nas_nb201_op MIXED[6] = {NAS_NB201_CONV3, NAS_NB201_SKIP,  NAS_NB201_POOL3,
                                       NAS_NB201_NONE,  NAS_NB201_CONV1, NAS_NB201_CONV3};
-static const nas_nb201_op POOLS[6] = {NAS_NB201_POOL3, NAS_NB201_SKIP, NAS_NB201_POOL3,
+static const nas_nb201_op POOLS[6] = {NAS_NB201_POOL3, NAS_NB201_SKIP,  NAS_NB201_POOL3,
                                       NAS_NB201_NONE,  NAS_NB201_POOL3, NAS_NB201_SKIP};
 static const nas_nb201_op CONV1[6] = {NAS_NB201_CONV1, NAS_NB201_CONV1, NAS_NB201_NONE,
                                       NAS_NB201_CONV3, NAS_NB201_SKIP,  NAS_NB201_CONV1};
@@ -151,8 +151,7 @@ static double bound(double noise) {
 
 /* Blocked and plain runs of model m (3 x hw x hw inputs, 10 classes; freed here) agree within
  * bound(), in training and inference; with `want_blocks` training must have blocked nodes. */
-static void check_model(nas_ctx *ctx, nas_model *m, int64_t hw, int want_blocks,
-                        const char *what) {
+static void check_model(nas_ctx *ctx, nas_model *m, int64_t hw, int want_blocks, const char *what) {
     nas_params *p = nas_model_params(m);
     nas_params_init(p, 7);
     float *params0 = copy_of(nas_params_data(p), nas_params_total(p));
@@ -252,8 +251,7 @@ static void test_other_networks(void) {
         nas_arch a;
         m = NULL;
         nas_build_opts o = {.shape = shape, .channels_mult = 0.5, .cells = 2};
-        CHECK(nas_space_open(ctx, spaces[k], &s) == NAS_OK, "%s: %s", spaces[k],
-              nas_errmsg(ctx));
+        CHECK(nas_space_open(ctx, spaces[k], &s) == NAS_OK, "%s: %s", spaces[k], nas_errmsg(ctx));
         if (s != NULL && nas_space_decode(ctx, s, "default", &a) == NAS_OK &&
             nas_space_build(ctx, s, &a, &o, &m) == NAS_OK) {
             check_model(ctx, m, 16, 0, spaces[k]);
@@ -290,8 +288,8 @@ static void test_planner_rules(void) {
         } else if (k == 1) {
             out = c; /* the graph's output */
         } else {
-            out = nas_global_avg_pool(g, nas_relu(g, nas_batch_norm(g, c, NULL, NULL, NULL, NULL,
-                                                                   0.1f, 1e-5f)));
+            out = nas_global_avg_pool(
+                g, nas_relu(g, nas_batch_norm(g, c, NULL, NULL, NULL, NULL, 0.1f, 1e-5f)));
         }
         nas_tensor *loss = nas_sum_all(g, out);
         CHECK(nas_graph_forward(g) == NAS_OK, "case %d: %s", k, nas_errmsg(ctx));
