@@ -156,13 +156,14 @@ NAS_API void nas_graph_set_grad_enabled(nas_graph *g, int enabled);
  * gradient (a conv's backward-weights pass); the parameter grad block is left untouched. For
  * estimators that read dL/dx or dL/d(activation) only (jacob_cov, fisher). */
 NAS_API void nas_graph_set_param_grads(nas_graph *g, int enabled);
-/* Blocked layouts on or off (the default): on, the planner may keep a ReLU read only by
- * convolutions and a convolution read only by a batch norm in oneDNN's channel-blocked layout
- * (nChw8c / nChw16c), so the convolutions read and write them with no layout conversion. Values
- * and gradients are those of the plain graph up to float rounding, but the data of those
- * intermediate tensors is then not NCHW: turn it on only where nothing reads intermediate
- * activations through nas_tensor_data (training, most proxies). Inputs, parameters, outputs and
- * every other node stay plain. */
+/* Blocked layouts on or off (the default): on, the planner may keep regions of convolutions and
+ * the batch norms, element-wise ops, sums and average pools between them in oneDNN's
+ * channel-blocked layout (nChw8c / nChw16c), so the convolutions read and write them with no
+ * layout conversion. Values and gradients are those of the plain graph up to float rounding, but
+ * the data of those intermediate tensors is then not NCHW: turn it on only where nothing reads
+ * intermediate activations through nas_tensor_data (training, the proxies). Inputs, parameters,
+ * the graph's outputs and every node read by an op without blocked kernels stay plain
+ * (NAS_BLOCKED_LAYOUTS=0 in the environment turns it off everywhere). */
 NAS_API void nas_graph_set_blocked_layouts(nas_graph *g, int enabled);
 /* Seed for the graph's random ops (dropout); advanced every forward. */
 NAS_API void nas_graph_set_seed(nas_graph *g, uint64_t seed);

@@ -11,6 +11,7 @@
  * output in a blocked layout (src/ops/layout.c) is read tile by tile, its channels in lanes. */
 #include "proxies_int.h"
 
+#include "ops/layout_int.h"
 #include "ops/simd_int.h"
 
 /* fisher_k * numel(W) / K of one output channel k of conv/linear node n. */
@@ -32,10 +33,9 @@ static double channel_fisher(const nas_node *n, int64_t k, double per_channel) {
 
 /* out[b] = sum over the pixels of one blocked tile [HW][B] of a g in lane b (B a constant where
  * inlined: the sums stay in registers). */
-static inline __attribute__((always_inline)) void tile_sums(const float *a, const float *g,
-                                                             int64_t HW, const int64_t B,
-                                                             double *out) {
-    double s[16] = {0};
+NAS_ALWAYS_INLINE void tile_sums(const float *a, const float *g, int64_t HW, const int64_t B,
+                                 double *out) {
+    double s[NAS_BLOCK_MAX] = {0};
     for (int64_t i = 0; i < HW; i++) {
         NAS_SIMD
         for (int64_t b = 0; b < B; b++) {

@@ -58,15 +58,22 @@ static int conv_may_block(const nas_node *n) {
     return n->op == NAS_OP_CONV2D && n->n_src == 2 && n->iparam[NAS_CONV_IP_GROUPS] == 1;
 }
 
+/* Per node: blk, the planned block (UNDECIDED / 0 / B); xblk, for a conv the block its input
+ * may be read in (asked of oneDNN once); readers; plain, demoted for good. */
+typedef struct plan_state {
+    int64_t *blk, *xblk, *readers;
+    uint8_t *plain;
+} plan_state;
+
 /* Whether reader r takes source `slot` in block size b (r's own block already planned). */
-static int accepts(nas_graph *g, const nas_node *r, int slot, int64_t b, const int64_t *blk) {
+static int accepts(const nas_node *r, int slot, int64_t b, const plan_state *ps) {
     if (conv_may_block(r) && slot == 0) {
-        return nas_conv_dnnl_block(g, r, 0) == b;
+        return ps->xblk[r->index] == b;
     }
     if (r->op == NAS_OP_GLOBAL_AVG_POOL) {
         return 1;
     }
-    return follows_inputs(r) && slot < layout_sources(r) && blk[r->index] == b;
+    return follows_inputs(r) && slot < layout_sources(r) && ps->blk[r->index] == b;
 }
 
 /* The block of a following node from its sources (0 unless all agree on one block). */
@@ -84,7 +91,9 @@ static int64_t from_sources(const nas_node *n, const int64_t *blk) {
 
 /* One round: blocks from sources (forward), then every blocked node a reader or the lack of
  * readers rejects is demoted for good. Returns the number of demotions. */
-static int64_t plan_round(nas_graph *g, int64_t *blk, uint8_t *plain, int64_t *readers) {
+static int64_t plan_round(const nas_graph *g, plan_state *ps) {
+    int64_t *blk = ps->blk, *readers = ps->readers;
+    uint8_t *plain = ps->plain;
     for (int64_t i = 0; i < g->n_nodes; i++) {
         const nas_node *n = nas_graph_node(g, i);
         if (!plain[i] && follows_inputs(n)) {
@@ -98,7 +107,7 @@ static int64_t plan_round(nas_graph *g, int64_t *blk, uint8_t *plain, int64_t *r
         for (int slot = 0; slot < r->n_src; slot++) {
             const int64_t s = r->src[slot]->index;
             readers[s]++;
-            if (blk[s] > 0 && !accepts(g, r, slot, blk[s], blk)) {
+            if (blk[s] > 0 && !accepts(r, slot, blk[s], ps)) {
                 blk[s] = 0;
                 plain[s] = 1;
                 demoted++;
@@ -115,16 +124,18 @@ static int64_t plan_round(nas_graph *g, int64_t *blk, uint8_t *plain, int64_t *r
     return demoted;
 }
 
-static void choose_blocks(nas_graph *g, int64_t *blk, uint8_t *plain, int64_t *readers) {
+static void choose_blocks(nas_graph *g, plan_state *ps) {
     for (int64_t i = 0; i < g->n_nodes; i++) {
         const nas_node *n = nas_graph_node(g, i);
-        blk[i] = conv_may_block(n) ? nas_conv_dnnl_block(g, n, 1) : 0;
-        plain[i] = !conv_may_block(n) && !follows_inputs(n);
+        const int conv = conv_may_block(n);
+        ps->blk[i] = conv ? nas_conv_dnnl_block(g, n, 1) : 0;
+        ps->xblk[i] = conv ? nas_conv_dnnl_block(g, n, 0) : 0;
+        ps->plain[i] = !conv && !follows_inputs(n);
     }
-    while (plan_round(g, blk, plain, readers) > 0) {
+    while (plan_round(g, ps) > 0) {
     }
     for (int64_t i = 0; i < g->n_nodes; i++) {
-        nas_graph_node(g, i)->block = (uint8_t)(blk[i] > 0 ? blk[i] : 0);
+        nas_graph_node(g, i)->block = (uint8_t)(ps->blk[i] > 0 ? ps->blk[i] : 0);
     }
 }
 
@@ -141,11 +152,12 @@ nas_status nas_layout_plan(nas_graph *g) {
     }
     if (g->blocked_layouts && !disabled_by_env()) {
         const size_t n = (size_t)g->n_nodes;
-        int64_t *blk = nas_graph_scratch(g, n * (2 * sizeof(int64_t) + 1));
-        if (blk == NULL) {
+        int64_t *mem = nas_graph_scratch(g, n * (3 * sizeof(int64_t) + 1));
+        if (mem == NULL) {
             return NAS_ERR_NOMEM;
         }
-        choose_blocks(g, blk, (uint8_t *)(blk + 2 * n), blk + n);
+        plan_state ps = {mem, mem + n, mem + 2 * n, (uint8_t *)(mem + 3 * n)};
+        choose_blocks(g, &ps);
     }
     /* a conv whose input is plain keeps oneDNN's blocked copy of it for the weight gradient */
     for (int64_t i = 0; i < g->n_nodes; i++) {

@@ -471,64 +471,52 @@ static float window_of(const nas_pool_geom *s, int64_t oh, int64_t ow, int64_t *
     return s->count_pad ? (float)(s->k * s->k) : (float)((*h1 - *h0) * (*w1 - *w0));
 }
 
-NAS_ALWAYS_INLINE void avg_tile_forward(const nas_pool_geom *s, const float *x, float *y,
-                                        const int64_t B) {
+/* One tile's pooling (backward a constant where inlined). Forward: src = x [H][W][B],
+ * dst = y [Ho][Wo][B]. Backward: src = dy [Ho][Wo][B], dst = dx [H][W][B], added to. */
+NAS_ALWAYS_INLINE void avg_tile(const nas_pool_geom *s, const float *src, float *dst,
+                                const int64_t B, const int backward) {
     for (int64_t oh = 0; oh < s->Ho; oh++) {
         for (int64_t ow = 0; ow < s->Wo; ow++) {
             int64_t h0, h1, w0, w1;
             const float div = window_of(s, oh, ow, &h0, &h1, &w0, &w1);
+            const int64_t at = (oh * s->Wo + ow) * B;
             float acc[NAS_BLOCK_MAX] = {0};
             for (int64_t h = h0; h < h1; h++) {
                 for (int64_t w = w0; w < w1; w++) {
+                    const int64_t tap = (h * s->W + w) * B;
                     NAS_SIMD
                     for (int64_t b = 0; b < B; b++) {
-                        acc[b] += x[(h * s->W + w) * B + b];
+                        if (backward) {
+                            dst[tap + b] += src[at + b] / div;
+                        } else {
+                            acc[b] += src[tap + b];
+                        }
                     }
                 }
             }
-            NAS_SIMD
-            for (int64_t b = 0; b < B; b++) {
-                y[(oh * s->Wo + ow) * B + b] = acc[b] / div;
-            }
-        }
-    }
-}
-
-NAS_ALWAYS_INLINE void avg_tile_backward(const nas_pool_geom *s, const float *dy, float *dx,
-                                         const int64_t B) {
-    for (int64_t oh = 0; oh < s->Ho; oh++) {
-        for (int64_t ow = 0; ow < s->Wo; ow++) {
-            int64_t h0, h1, w0, w1;
-            const float div = window_of(s, oh, ow, &h0, &h1, &w0, &w1);
-            const float *d = dy + (oh * s->Wo + ow) * B;
-            for (int64_t h = h0; h < h1; h++) {
-                for (int64_t w = w0; w < w1; w++) {
-                    NAS_SIMD
-                    for (int64_t b = 0; b < B; b++) {
-                        dx[(h * s->W + w) * B + b] += d[b] / div;
-                    }
+            if (!backward) {
+                NAS_SIMD
+                for (int64_t b = 0; b < B; b++) {
+                    dst[at + b] = acc[b] / div;
                 }
             }
         }
     }
 }
 
-/* s->planes counts channels: tiles = planes / B. backward: dx += the gradient (x = dy, y = dx). */
-static void avg_blocked(const nas_pool_geom *s, int64_t B, const float *x, float *y,
+/* s->planes counts channels: tiles = planes / B (src and dst as avg_tile). */
+static void avg_blocked(const nas_pool_geom *s, int64_t B, const float *src, float *dst,
                         int backward) {
     const int64_t in = s->H * s->W * B, out = s->Ho * s->Wo * B;
+    const int64_t src_tile = backward ? out : in, dst_tile = backward ? in : out;
     NAS_OMP_FOR_IF(s->planes * s->H * s->W >= NAS_PAR_MIN)
     for (int64_t t = 0; t < s->planes / B; t++) {
-        if (backward) {
-            if (B == 16) {
-                avg_tile_backward(s, x + t * out, y + t * in, 16);
-            } else {
-                avg_tile_backward(s, x + t * out, y + t * in, 8);
-            }
-        } else if (B == 16) {
-            avg_tile_forward(s, x + t * in, y + t * out, 16);
+        const float *st = src + t * src_tile;
+        float *dt = dst + t * dst_tile;
+        if (B == 16) {
+            backward ? avg_tile(s, st, dt, 16, 1) : avg_tile(s, st, dt, 16, 0);
         } else {
-            avg_tile_forward(s, x + t * in, y + t * out, 8);
+            backward ? avg_tile(s, st, dt, 8, 1) : avg_tile(s, st, dt, 8, 0);
         }
     }
 }
