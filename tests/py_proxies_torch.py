@@ -1,6 +1,6 @@
 """py_proxies_torch.py - every zero-cost proxy of `nascent proxies` against a PyTorch
 implementation on the same small NB201 networks (C = 8 and 16, N = 1), the same weights and the same
-minibatch (batch 8): nascent exports its initial weights (weights.nas) and the minibatch, this
+minibatch (batch 8, 16): nascent exports its initial weights (weights.nas) and the minibatch, this
 script loads them into the NB201 definition of tests/py_nets_torch.py and computes
 each proxy as SamsungLabs/zero-cost-nas defines it (fresh copy of the network per proxy, training
 mode, F.cross_entropy), then compares within 1e-4 relative.
@@ -196,14 +196,15 @@ def main():
     tmp = tempfile.mkdtemp(prefix="nas_proxies_")
     # the all-conv cell (the slowest) only in the long run: NAS_TEST_LONG=1
     chosen = [0, 1, 2] if os.environ.get("NAS_TEST_LONG") == "1" else [0, 2]
-    # (arch, C): C = 16 as well, so the engine's blocked layouts are checked at both block sizes
-    # oneDNN picks with AVX-512 (nChw16c needs C divisible by 16; C = 8 gets nChw8c)
-    cases = [(ai, 8) for ai in chosen] + [(0, 16)]
-    for ai, C in cases:
+    # (arch, C, batch): C = 16 as well, so the engine's blocked layouts are checked at both block
+    # sizes oneDNN picks with AVX-512 (nChw16c needs C divisible by 16; C = 8 gets nChw8c), at
+    # batch 16, where the 32- and 64-channel stages' training convolutions use Winograd
+    cases = [(ai, 8, 8) for ai in chosen] + [(0, 16, 16)]
+    for ai, C, batch in cases:
         arch = ARCHS[ai]
         d = os.path.join(tmp, f"{ai}_{C}")
         os.makedirs(d)
-        cmd = [NAS, "proxies", "--space", "nb201", "--arch", arch, "--batch", "8", "--seed", str(3 + ai),
+        cmd = [NAS, "proxies", "--space", "nb201", "--arch", arch, "--batch", str(batch), "--seed", str(3 + ai),
                "--channels-mult", str(C / 16), "--cells", "1", "--synthetic", "--export", d, "--json"]
         p = subprocess.run(cmd, capture_output=True, text=True)
         check(p.returncode == 0, f"{arch}: nascent rc {p.returncode}: {p.stderr}")
@@ -216,7 +217,7 @@ def main():
         missing, unexpected = net.load_state_dict(sd, strict=False)
         check(not unexpected and all(k.endswith("num_batches_tracked") for k in missing),
               f"{arch}: state_dict mismatch: missing {missing} unexpected {unexpected}")
-        x = torch.from_numpy(np.fromfile(os.path.join(d, "x.f32"), dtype="<f4").reshape(8, 3, 32, 32).copy())
+        x = torch.from_numpy(np.fromfile(os.path.join(d, "x.f32"), dtype="<f4").reshape(batch, 3, 32, 32).copy())
         y = torch.from_numpy(np.fromfile(os.path.join(d, "y.i32"), dtype="<i4").astype(np.int64))
         # the proxies that need no weight gradient, asked for alone (their backward then skips
         # every weight-gradient pass), must give the same scores

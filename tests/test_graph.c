@@ -1,9 +1,12 @@
 /* test_graph.c - the graph machinery: building, planning, forward/backward on a small MLP against
  * a hand-written double-precision reference (and with parameter gradients off), sticky builder
  * errors, arena reuse without allocation in steady state, views, and the inference planner's
- * memory reuse. */
+ * memory reuse; gradients stored by their first writer instead of zeroed and added to: a
+ * backward from an inner node, after a full one, against the same backward on a graph with
+ * nothing after that node (test_ops_grad checks such gradients against finite differences). */
 #include "check.h"
 #include "nascent.h"
+#include "ops/conv_int.h"
 
 #include <math.h>
 #include <string.h>
@@ -156,6 +159,81 @@ static void test_inference_reuse(void) {
     nas_ctx_free(ctx);
 }
 
+/* x -> a = relu(x) read by two convs b, c and (full graph only) a later node; s = view(b) + c +
+ * b + c; m = relu(s). The full graph goes on to loss = sum((m + a)^2). */
+typedef struct first_writer_net {
+    nas_tensor *x, *w1, *w2, *m, *loss;
+} first_writer_net;
+
+static first_writer_net first_writer_build(nas_graph *g, float *x, float *w1, float *w2, int full) {
+    const int64_t xs[4] = {2, 16, 6, 6}, ws[4] = {16, 16, 3, 3};
+    first_writer_net n = {0};
+    n.x = nas_input_grad(g, 4, xs, x);
+    n.w1 = nas_input_grad(g, 4, ws, w1);
+    n.w2 = nas_input_grad(g, 4, ws, w2);
+    nas_conv_args pad = {0};
+    pad.pad_h = pad.pad_w = 1;
+    nas_tensor *a = nas_relu(g, n.x);
+    nas_tensor *b = nas_conv2d(g, a, n.w1, NULL, &pad), *c = nas_conv2d(g, a, n.w2, NULL, &pad);
+    nas_tensor *parts[4] = {nas_identity(g, b), c, b, c};
+    n.m = nas_relu(g, nas_sum(g, 4, parts));
+    if (full) {
+        nas_tensor *t = nas_add(g, n.m, a);
+        n.loss = nas_sum_all(g, nas_mul(g, t, t));
+    }
+    return n;
+}
+
+static void test_first_writer(void) {
+    enum { NX = 2 * 16 * 36, NW = 16 * 16 * 9 };
+    float *x = malloc(NX * sizeof(float)), *w1 = malloc(NW * sizeof(float));
+    float *w2 = malloc(NW * sizeof(float)), *r = malloc(NX * sizeof(float));
+    float *want = malloc((NX + 2 * NW) * sizeof(float));
+    nas_rng rng = nas_rng_make(11, 0);
+    nas_rng_fill_uniform(&rng, x, NX, -1.0f, 1.0f);
+    nas_rng_fill_uniform(&rng, w1, NW, -0.3f, 0.3f);
+    nas_rng_fill_uniform(&rng, w2, NW, -0.3f, 0.3f);
+    nas_rng_fill_uniform(&rng, r, NX, -1.0f, 1.0f);
+    const nas_conv_backend backends[2] = {NAS_CONV_AUTO, NAS_CONV_NAIVE};
+    for (int bi = 0; bi < 2; bi++) {
+        nas_ctx *ctx = nas_ctx_new();
+        nas_conv_set_backend(ctx, backends[bi]);
+        /* reference: nothing reads past m */
+        nas_graph *g = nas_graph_new(ctx);
+        first_writer_net n = first_writer_build(g, x, w1, w2, 0);
+        CHECK(nas_graph_forward(g) == NAS_OK && nas_graph_backward_from(g, n.m, r) == NAS_OK,
+              "reference: %s", nas_errmsg(ctx));
+        memcpy(want, nas_tensor_grad(n.x), NX * sizeof(float));
+        memcpy(want + NX, nas_tensor_grad(n.w1), NW * sizeof(float));
+        memcpy(want + NX + NW, nas_tensor_grad(n.w2), NW * sizeof(float));
+        nas_graph_free(g);
+        /* full graph: a backward from the loss leaves every gradient non-zero, then the one from
+         * m must not see any of it (a's last reader does not run) */
+        g = nas_graph_new(ctx);
+        n = first_writer_build(g, x, w1, w2, 1);
+        CHECK(nas_graph_forward(g) == NAS_OK && nas_graph_backward(g, n.loss) == NAS_OK &&
+                  nas_graph_backward_from(g, n.m, r) == NAS_OK,
+              "full: %s", nas_errmsg(ctx));
+        const float *got[3] = {nas_tensor_grad(n.x), nas_tensor_grad(n.w1), nas_tensor_grad(n.w2)};
+        const int64_t at[3] = {0, NX, NX + NW}, len[3] = {NX, NW, NW};
+        for (int k = 0; k < 3; k++) {
+            int64_t bad = 0;
+            for (int64_t i = 0; i < len[k]; i++) {
+                bad += got[k][i] != want[at[k] + i];
+            }
+            CHECK(bad == 0, "backend %d gradient %d: %lld of %lld values differ from the reference",
+                  bi, k, (long long)bad, (long long)len[k]);
+        }
+        nas_graph_free(g);
+        nas_ctx_free(ctx);
+    }
+    free(x);
+    free(w1);
+    free(w2);
+    free(r);
+    free(want);
+}
+
 static void test_rng(void) {
     nas_rng a = nas_rng_make(5, 1), b = nas_rng_make(5, 1), c = nas_rng_make(5, 2);
     CHECK(nas_rng_u64(&a) == nas_rng_u64(&b), "same seed, same stream");
@@ -182,6 +260,7 @@ int main(void) {
     RUN_TEST(test_sticky_errors);
     RUN_TEST(test_steady_state_no_alloc);
     RUN_TEST(test_inference_reuse);
+    RUN_TEST(test_first_writer);
     RUN_TEST(test_rng);
     return check_report("graph");
 }

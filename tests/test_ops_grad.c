@@ -1,6 +1,8 @@
 /* test_ops_grad.c - every op family of act.c, norm.c, pool.c, shape.c, loss.c and lstm.c, and
  * basic.c's relu_frozen: analytic backward against central finite differences on random odd
- * shapes (the harness and how it avoids kinks: fd_check.h). */
+ * shapes (the harness and how it avoids kinks: fd_check.h); and a small network whose gradients
+ * have several writers (shared readers, a view, a repeated source), where the first writer of each
+ * stores instead of adding (autograd/exec.c). */
 #include "fd_check.h"
 #include "ops/ops_int.h"
 
@@ -83,6 +85,17 @@ static nas_tensor *b_relu_frozen(nas_graph *g, nas_tensor **in, const void *arg)
 }
 
 /* zero contributes nothing: y = x + zero(x) must have dy/dx = 1 */
+/* a = relu(x) read by two convs; s = view(b) + c + b + c; y = tanh(s) */
+static nas_tensor *b_shared(nas_graph *g, nas_tensor **in, const void *arg) {
+    (void)arg;
+    nas_conv_args pad = {0};
+    pad.pad_h = pad.pad_w = 1;
+    nas_tensor *a = nas_relu(g, in[0]);
+    nas_tensor *b = nas_conv2d(g, a, in[1], NULL, &pad), *c = nas_conv2d(g, a, in[2], NULL, &pad);
+    nas_tensor *parts[4] = {nas_identity(g, b), c, b, c};
+    return nas_tanh(g, nas_sum(g, 4, parts));
+}
+
 static nas_tensor *b_zero(nas_graph *g, nas_tensor **in, const void *arg) {
     (void)arg;
     return nas_add(g, in[0], nas_zero(g, in[0], 1));
@@ -304,6 +317,31 @@ static void test_lstm(void) {
     run_case(&c);
 }
 
+/* The conv backends store dx differently (oneDNN's data pass, the naive kernels after clearing);
+ * the harness's contexts read NAS_CONV_BACKEND when they make their first convolution. */
+static void test_shared_gradients(void) {
+    const char *saved = getenv("NAS_CONV_BACKEND");
+    for (int i = 0; i < 2; i++) {
+        setenv("NAS_CONV_BACKEND", i == 0 ? "auto" : "naive", 1);
+        fd_case c = {i == 0 ? "shared_readers" : "shared_readers_naive_conv",
+                     3,
+                     {IN(X4(2, 16, 5, 7), 1, -2, 2), IN(X4(16, 16, 3, 3), 1, -0.12f, 0.12f),
+                      IN(X4(16, 16, 3, 3), 1, -0.12f, 0.12f)},
+                     b_shared,
+                     NULL,
+                     0,
+                     kinks_0,
+                     1,
+                     2e-3}; /* float forward over 144-term sums: FD noise ~5e-4 */
+        run_case(&c);
+    }
+    if (saved != NULL) {
+        setenv("NAS_CONV_BACKEND", saved, 1);
+    } else {
+        unsetenv("NAS_CONV_BACKEND");
+    }
+}
+
 int main(void) {
     RUN_TEST(test_activations);
     RUN_TEST(test_batch_norm);
@@ -311,5 +349,6 @@ int main(void) {
     RUN_TEST(test_shape_ops);
     RUN_TEST(test_losses);
     RUN_TEST(test_lstm);
+    RUN_TEST(test_shared_gradients);
     return check_report("ops_grad");
 }

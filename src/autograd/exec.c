@@ -150,6 +150,12 @@ static void bind_views(nas_graph *g) {
     }
 }
 
+/* Whether a node's gradient lives in the graph's gradient region (parameters' live in their
+ * block, views' in their root's). */
+static int owns_grad(const nas_node *n) {
+    return n->requires_grad && n->op != NAS_OP_PARAM && !nas_op_get(n->op)->alias;
+}
+
 static nas_status plan(nas_graph *g) {
     mark_nodes(g);
     /* which nodes are blocked decides the conv nodes' aux sizes: before any placement */
@@ -173,8 +179,7 @@ static nas_status plan(nas_graph *g) {
         g->grad_begin = total;
         for (int64_t i = 0; i < g->n_nodes; i++) {
             nas_node *n = nas_graph_node(g, i);
-            const int own_grad = n->requires_grad && n->op != NAS_OP_PARAM && !nas_op_get(n->op)->alias;
-            if (own_grad) {
+            if (owns_grad(n)) {
                 total += align_up((size_t)n->numel * sizeof(float));
             }
         }
@@ -277,15 +282,47 @@ static nas_status run_backward(nas_graph *g, nas_node *from) {
     return NAS_OK;
 }
 
-/* memset split across the threads: the gradient region is hundreds of MB for a batch-64 NB201
- * backward, one core's memset bandwidth is half of two cores'. */
-static void zero_parallel(char *p, size_t bytes) {
-    const size_t chunk = (size_t)1 << 20;
-    const int64_t chunks = (int64_t)((bytes + chunk - 1) / chunk);
-    NAS_OMP_FOR_IF(chunks > 1)
-    for (int64_t i = 0; i < chunks; i++) {
-        const size_t at = (size_t)i * chunk;
-        memset(p + at, 0, at + chunk <= bytes ? chunk : bytes - at);
+/* Set every node's first_writer for a backward from t (see nas_grad_first): readers run from t
+ * down, so a gradient's first writer is its highest-index reader that runs backward. A gradient
+ * read through a view (an alias node) gets none: the view's readers write into it in an order
+ * its own reader list does not show. Parameters (accumulated across calls) get none. */
+static void assign_first_writers(nas_graph *g, const nas_node *t) {
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        nas_graph_node(g, i)->first_writer = -1;
+    }
+    for (int64_t i = t->index; i >= 0; i--) {
+        nas_node *n = nas_graph_node(g, i);
+        const nas_op_desc *d = nas_op_get(n->op);
+        const int runs = n->requires_grad && n->grad != NULL && d->backward != NULL && !d->alias;
+        for (int s = 0; s < n->n_src; s++) {
+            nas_node *x = n->src[s];
+            if (d->alias) {
+                x->first_writer = -2; /* for good: later (lower) readers must add */
+            } else if (runs && x->first_writer == -1 && x->grad != NULL && owns_grad(x) &&
+                       x->op != NAS_OP_PARAM_SLICE) {
+                x->first_writer = i;
+                x->first_slot = s;
+            }
+        }
+    }
+}
+
+/* Zero the gradients no backward stores into first: the rest are overwritten before anything
+ * reads them (for a batch-64 NB201 snip that is most of a ~300 MB region not touched twice). */
+static void zero_unstored(nas_graph *g) {
+    const int64_t n_nodes = g->n_nodes;
+    NAS_OMP_FOR_DYNAMIC_IF(n_nodes > 64)
+    for (int64_t i = 0; i < n_nodes; i++) {
+        const nas_node *n = nas_graph_node(g, i);
+        if (!owns_grad(n) || n->grad == NULL) {
+            continue;
+        }
+        const int stored =
+            n->first_writer >= 0 &&
+            ((nas_op_get(nas_graph_node(g, n->first_writer)->op)->stores_first >> n->first_slot) & 1u);
+        if (!stored) {
+            memset(n->grad, 0, (size_t)n->numel * sizeof(float));
+        }
     }
 }
 
@@ -301,7 +338,8 @@ static nas_status backward_prepare(nas_graph *g, nas_node *t) {
                         "backward: the %s output does not depend on any parameter or input "
                         "that needs a gradient", nas_op_get(t->op)->name);
     }
-    zero_parallel(g->arena + g->grad_begin, g->grad_end - g->grad_begin);
+    assign_first_writers(g, t);
+    zero_unstored(g);
     return NAS_OK;
 }
 

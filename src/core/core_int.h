@@ -44,6 +44,8 @@ void nas_mem_advise_large(void *ptr, size_t bytes);
 #define NAS_PRAGMA(text)    _Pragma(#text)
 #define NAS_OMP_FOR_IF(cond) NAS_PRAGMA(omp parallel for schedule(static) if (parallel : cond))
 #define NAS_OMP_FOR        _Pragma("omp parallel for schedule(static)")
+/* for iterations of very different cost (one per graph node) */
+#define NAS_OMP_FOR_DYNAMIC_IF(cond) NAS_PRAGMA(omp parallel for schedule(dynamic, 4) if (parallel : cond))
 #define NAS_OMP_FOR_COLLAPSE2 _Pragma("omp parallel for collapse(2) schedule(static)")
 #define NAS_OMP_PARALLEL   _Pragma("omp parallel")
 static inline int nas_thread_id(void) {
@@ -58,6 +60,7 @@ static inline int nas_max_threads(void) {
 #else
 #define NAS_OMP_FOR_IF(cond)
 #define NAS_OMP_FOR
+#define NAS_OMP_FOR_DYNAMIC_IF(cond)
 #define NAS_OMP_FOR_COLLAPSE2
 #define NAS_OMP_PARALLEL
 static inline int nas_thread_id(void) {

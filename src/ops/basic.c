@@ -34,7 +34,7 @@ static void relu_backward(nas_graph *g, nas_node *n) {
     }
     const float *x = n->src[0]->data, *dy = n->grad;
     const int64_t len = n->numel;
-    if (nas_grad_fresh(n->src[0])) {
+    if (nas_grad_first(n, 0)) {
         NAS_OMP_FOR_SIMD
         for (int64_t i = 0; i < len; i++) {
             dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
@@ -47,7 +47,8 @@ static void relu_backward(nas_graph *g, nas_node *n) {
     }
 }
 
-const nas_op_desc nas_op_relu = {.name = "relu", .forward = relu_forward, .backward = relu_backward};
+const nas_op_desc nas_op_relu = {
+    .name = "relu", .forward = relu_forward, .backward = relu_backward, .stores_first = 1u};
 
 /* ---- relu_frozen: y = x m, dy/dx = m, for a 0/1 mask m taken from an earlier forward (src[1],
  * a leaf that gets no gradient). A relu node is turned into one in place by
@@ -168,7 +169,7 @@ static void sum_backward(nas_graph *g, nas_node *n) {
             if (dx == NULL) {
                 continue;
             }
-            if (nas_grad_fresh(n->src[s])) {
+            if (nas_grad_first(n, s)) {
                 NAS_SIMD
                 for (int64_t i = lo; i < hi; i++) {
                     dx[i] = dy[i];
@@ -183,8 +184,10 @@ static void sum_backward(nas_graph *g, nas_node *n) {
     }
 }
 
-const nas_op_desc nas_op_sum = {.name = "sum", .forward = sum_forward, .backward = sum_backward};
-const nas_op_desc nas_op_add = {.name = "add", .forward = sum_forward, .backward = sum_backward};
+const nas_op_desc nas_op_sum = {
+    .name = "sum", .forward = sum_forward, .backward = sum_backward, .stores_first = ~0u};
+const nas_op_desc nas_op_add = {
+    .name = "add", .forward = sum_forward, .backward = sum_backward, .stores_first = ~0u};
 
 /* ---- identity and reshape: views of the source, no copy, gradient shared */
 

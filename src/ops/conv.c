@@ -184,12 +184,22 @@ static nas_status conv_forward(nas_graph *g, nas_node *n) {
     return NAS_OK;
 }
 
+/* dx for kernels that add into it: cleared first where this conv writes it first (the executor
+ * has not zeroed it, nas_grad_first; oneDNN's data pass stores it instead). */
+static float *dx_to_add(const nas_node *n) {
+    float *dx = n->src[0]->grad;
+    if (dx != NULL && nas_grad_first(n, 0)) {
+        memset(dx, 0, (size_t)n->src[0]->numel * sizeof(float));
+    }
+    return dx;
+}
+
 /* The naive backward of the parts not yet done (bit 0: dx, bit 1: dw and db). */
 static void conv_backward_naive(const nas_conv_geom *c, nas_node *n, unsigned done) {
     const nas_node *x = n->src[0], *w = n->src[1];
     float *db = n->n_src == 3 ? n->src[2]->grad : NULL;
     if (x->grad != NULL && !(done & 1u)) {
-        nas_conv_naive_backward_data(c, n->grad, w->data, x->grad);
+        nas_conv_naive_backward_data(c, n->grad, w->data, dx_to_add(n));
     }
     if (done & 2u) {
         return;
@@ -208,7 +218,7 @@ static void conv_backward(nas_graph *g, nas_node *n) {
         case PATH_GEMM: {
             const nas_node *x = n->src[0], *w = n->src[1];
             if (x->grad != NULL) {
-                nas_conv_gemm_backward_data(&c, n->grad, w->data, x->grad);
+                nas_conv_gemm_backward_data(&c, n->grad, w->data, dx_to_add(n));
             }
             nas_conv_gemm_backward_weights(&c, x->data, n->grad, w->grad,
                                            n->n_src == 3 ? n->src[2]->grad : NULL);
@@ -221,7 +231,7 @@ static void conv_backward(nas_graph *g, nas_node *n) {
             }
             const nas_node *x = n->src[0], *w = n->src[1];
             if (x->grad != NULL) {
-                nas_conv_dw_backward_data(&c, n->grad, w->data, x->grad, scratch);
+                nas_conv_dw_backward_data(&c, n->grad, w->data, dx_to_add(n), scratch);
             }
             nas_conv_dw_backward_weights(&c, x->data, n->grad, w->grad,
                                          n->n_src == 3 ? n->src[2]->grad : NULL, scratch);
@@ -235,7 +245,7 @@ static void conv_backward(nas_graph *g, nas_node *n) {
             const nas_node *x = n->src[0], *w = n->src[1];
             float *db = n->n_src == 3 ? n->src[2]->grad : NULL;
             if (x->grad != NULL) {
-                nas_conv_direct_backward_data(&c, n->grad, w->data, x->grad, scratch);
+                nas_conv_direct_backward_data(&c, n->grad, w->data, dx_to_add(n), scratch);
             }
             if (w->grad != NULL || db != NULL) {
                 nas_conv_direct_backward_weights(&c, x->data, n->grad, w->grad, db, scratch);
@@ -264,5 +274,8 @@ static int64_t conv_macs(const nas_node *n) {
            w->shape[3];
 }
 
-const nas_op_desc nas_op_conv2d = {
-    .name = "conv2d", .forward = conv_forward, .backward = conv_backward, .macs = conv_macs};
+const nas_op_desc nas_op_conv2d = {.name = "conv2d",
+                                   .forward = conv_forward,
+                                   .backward = conv_backward,
+                                   .macs = conv_macs,
+                                   .stores_first = 1u};

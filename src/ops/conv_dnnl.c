@@ -8,7 +8,7 @@
  * (sized by the planner) and reused by the weight gradient. Where the planner has put x or y
  * itself in the primitive's blocked layout (n->block, ops/layout.c) that side has no reorder at
  * all: the primitive reads and writes the node's buffers directly. Where the conv is the only
- * writer of dx (nas_grad_fresh), the data pass stores dx instead of adding to it.
+ * first writer of dx (nas_grad_first), the data pass stores dx instead of adding to it.
  *
  * Cache. A primitive set (descriptor, primitive, its reorders, memory objects with no data)
  * is created once per (pass, shape, arguments, thread count, flags) and kept in an open-addressing
@@ -24,9 +24,10 @@
 enum conv_pass { PASS_FWD_INFER = 0, PASS_FWD_TRAIN, PASS_BWD_DATA, PASS_BWD_WEIGHTS };
 
 #define KEY_LEN 18
-/* Flags (the key's last slot): which side is already in the primitive's layout, and whether
- * the data pass may overwrite dx (the conv is its only writer) instead of adding to it. */
-enum { NATIVE_X = 1, NATIVE_Y = 2, OVERWRITE_DX = 4 };
+/* Flags (the key's last slot): which side is already in the primitive's layout, whether
+ * the data pass may overwrite dx (the conv writes it first) instead of adding to it, and whether
+ * the training passes may use Winograd (see winograd_suits). */
+enum { NATIVE_X = 1, NATIVE_Y = 2, OVERWRITE_DX = 4, WINOGRAD = 8 };
 /* Entries; past this the cache is flushed (NAS-RL spaces make many shapes). */
 #define CACHE_MAX 4096
 #define ALIGN 64
@@ -61,6 +62,7 @@ typedef struct conv_entry {
 
 typedef struct conv_cache {
     nas_conv_backend mode;
+    int winograd; /* Winograd allowed where it suits (NAS_CONV_WINOGRAD=0 turns it off) */
     int engine_state; /* 0 not tried, 1 ready, -1 failed */
     dnnl_engine_t eng;
     dnnl_stream_t strm;
@@ -132,6 +134,11 @@ static void cache_free(nas_ctx *ctx, void *backend) {
     nas_free(ctx, c, sizeof(*c));
 }
 
+static int winograd_from_env(void) {
+    const char *s = getenv("NAS_CONV_WINOGRAD");
+    return s == NULL || strcmp(s, "0") != 0;
+}
+
 static nas_conv_backend mode_from_env(void) {
     const char *s = getenv("NAS_CONV_BACKEND");
     if (s == NULL) {
@@ -156,6 +163,7 @@ static conv_cache *cache_of(nas_ctx *ctx) {
         return NULL;
     }
     c->mode = mode_from_env();
+    c->winograd = winograd_from_env();
     ctx->backend = c;
     ctx->backend_free = cache_free;
     return c;
@@ -165,6 +173,13 @@ void nas_conv_set_backend(nas_ctx *ctx, nas_conv_backend b) {
     conv_cache *c = cache_of(ctx);
     if (c != NULL) {
         c->mode = b;
+    }
+}
+
+void nas_conv_set_winograd(nas_ctx *ctx, int on) {
+    conv_cache *c = cache_of(ctx);
+    if (c != NULL) {
+        c->winograd = on != 0;
     }
 }
 
@@ -191,6 +206,22 @@ static int engine_ready(conv_cache *c) {
 }
 
 /* ---- keys and lookup */
+
+/* Winograd F(4x4, 3x3) (oneDNN's AVX-512 kernels; none on AVX2, where the direct kernels are
+ * used) does a 3x3 stride-1 convolution in ~1/4 of the multiplies at the price of transforms that
+ * cost memory traffic, and rounds a little differently. Measured on a 2-core AVX-512 machine
+ * (bench/RESULTS.md), ms per pass direct -> Winograd at batch 64: 64 channels 8x8: forward 0.62 ->
+ * 0.36, data 0.62 -> 0.35, weights 0.67 -> 0.54; 32 channels 16x16: 0.69 -> 0.53, 0.64 -> 0.50,
+ * 0.68 -> 0.70; 16 channels 32x32: 0.89 -> 1.31, 0.69 -> 1.20, 0.73 -> 1.18. Forward + both
+ * backward passes at 64 channels 8x8: batch 1 0.06 -> 0.13, batch 8 0.27 -> 0.30, batch 16
+ * 0.53-0.58 -> 0.38-0.41. So the training passes with >= 32 channels in and out and a batch of
+ * 16 or more; inference keeps oneDNN's NHWC direct kernels. The choice depends on the shape alone,
+ * so scores stay reproducible. */
+static int winograd_suits(const conv_cache *c, int pass, const nas_conv_geom *g) {
+    return c->winograd && pass != PASS_FWD_INFER && g->groups == 1 && g->KH == 3 && g->KW == 3 &&
+           g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->C >= 32 && g->O >= 32 &&
+           g->N >= 16;
+}
 
 static conv_key key_make(int pass, const nas_conv_geom *g, int has_bias, int flags) {
     conv_key k = {{pass, g->N, g->C, g->H, g->W, g->O, g->KH, g->KW, g->sh, g->sw, g->ph, g->pw,
@@ -344,33 +375,49 @@ static dnnl_status_t port_make(conv_cache *c, conv_entry *e, conv_port *p,
     return s;
 }
 
+/* The primitive descriptor of one pass with algorithm `algo` into *pd. */
+static dnnl_status_t pd_create(conv_cache *c, int pass, conv_mds *m, int has_bias,
+                               dnnl_alg_kind_t algo, const_dnnl_primitive_desc_t hint,
+                               dnnl_primitive_desc_t *pd) {
+    dnnl_convolution_desc_t cd;
+    const dnnl_memory_desc_t *bias = has_bias ? &m->bias : NULL;
+    if (pass == PASS_FWD_INFER || pass == PASS_FWD_TRAIN) {
+        DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(
+            &cd, pass == PASS_FWD_TRAIN ? dnnl_forward_training : dnnl_forward_inference, algo,
+            &m->src_any, &m->wei_any, bias, &m->dst_any, m->strides, m->dilates, m->pad_l,
+            m->pad_r));
+    } else if (pass == PASS_BWD_DATA) {
+        DNNL_TRY(dnnl_dilated_convolution_backward_data_desc_init(
+            &cd, algo, &m->src_any, &m->wei_any, &m->dst_any, m->strides, m->dilates, m->pad_l,
+            m->pad_r));
+    } else {
+        DNNL_TRY(dnnl_dilated_convolution_backward_weights_desc_init(
+            &cd, algo, &m->src_any, &m->wei_any, bias, &m->dst_any, m->strides, m->dilates,
+            m->pad_l, m->pad_r));
+    }
+    dnnl_primitive_attr_t attr;
+    DNNL_TRY(attr_make(&attr, 0));
+    const dnnl_status_t s = dnnl_primitive_desc_create(pd, &cd, attr, c->eng, hint);
+    dnnl_primitive_attr_destroy(attr);
+    if (s != dnnl_success) {
+        *pd = NULL;
+    }
+    return s;
+}
+
 static dnnl_status_t entry_build(conv_cache *c, conv_entry *e, int pass, const nas_conv_geom *g,
                                  int has_bias, int flags, const_dnnl_primitive_desc_t hint) {
     const int nx = (flags & NATIVE_X) != 0, ny = (flags & NATIVE_Y) != 0;
     conv_mds m;
     DNNL_TRY(mds_make(g, &m));
-    dnnl_convolution_desc_t cd;
-    const dnnl_memory_desc_t *bias = has_bias ? &m.bias : NULL;
-    if (pass == PASS_FWD_INFER || pass == PASS_FWD_TRAIN) {
-        DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(
-            &cd, pass == PASS_FWD_TRAIN ? dnnl_forward_training : dnnl_forward_inference,
-            dnnl_convolution_direct, &m.src_any, &m.wei_any, bias, &m.dst_any, m.strides, m.dilates,
-            m.pad_l, m.pad_r));
-    } else if (pass == PASS_BWD_DATA) {
-        DNNL_TRY(dnnl_dilated_convolution_backward_data_desc_init(
-            &cd, dnnl_convolution_direct, &m.src_any, &m.wei_any, &m.dst_any, m.strides, m.dilates,
-            m.pad_l, m.pad_r));
-    } else {
-        DNNL_TRY(dnnl_dilated_convolution_backward_weights_desc_init(
-            &cd, dnnl_convolution_direct, &m.src_any, &m.wei_any, bias, &m.dst_any, m.strides,
-            m.dilates, m.pad_l, m.pad_r));
+    dnnl_status_t s = dnnl_unimplemented;
+    if (flags & WINOGRAD) { /* unimplemented without AVX-512: the direct kernels then */
+        s = pd_create(c, pass, &m, has_bias, dnnl_convolution_winograd, hint, &e->pd);
     }
-    dnnl_primitive_attr_t attr;
-    DNNL_TRY(attr_make(&attr, 0));
-    const dnnl_status_t s = dnnl_primitive_desc_create(&e->pd, &cd, attr, c->eng, hint);
-    dnnl_primitive_attr_destroy(attr);
+    if (s == dnnl_unimplemented) {
+        s = pd_create(c, pass, &m, has_bias, dnnl_convolution_direct, hint, &e->pd);
+    }
     if (s != dnnl_success) {
-        e->pd = NULL;
         return s;
     }
     DNNL_TRY(dnnl_primitive_create(&e->prim, e->pd));
@@ -421,6 +468,7 @@ static dnnl_status_t entry_build(conv_cache *c, conv_entry *e, int pass, const n
  * oneDNN has no implementation (NAS_ERR_UNSUPPORTED) or something failed. */
 static conv_entry *entry_get(nas_ctx *ctx, conv_cache *c, int pass, const nas_conv_geom *g,
                              int has_bias, int flags, nas_status *st) {
+    flags = (flags & ~WINOGRAD) | (winograd_suits(c, pass, g) ? WINOGRAD : 0);
     const conv_key k = key_make(pass, g, has_bias, flags);
     const uint64_t h = key_hash(&k);
     if (c->cap > 0) {
@@ -585,15 +633,15 @@ typedef struct backward_plan {
 } backward_plan;
 
 static nas_status backward_entries(nas_graph *g, conv_cache *c, const nas_node *n,
-                                   backward_plan *bp) {
+                                   int overwrite_dx, backward_plan *bp) {
     const nas_node *x = n->src[0], *w = n->src[1];
     const int has_bias = n->n_src == 3, native = native_of(n);
     const nas_conv_geom geom = nas_conv_geom_of(n);
     nas_status st = NAS_OK;
     memset(bp, 0, sizeof(*bp));
     if (x->grad != NULL) {
-        /* a fresh dx is written directly: no scratch copy, no "+=" pass */
-        const int flags = native | (nas_grad_fresh(x) ? OVERWRITE_DX : 0);
+        /* a dx this conv writes first is written directly: no scratch copy, no "+=" pass */
+        const int flags = native | (overwrite_dx ? OVERWRITE_DX : 0);
         bp->data = entry_get(g->ctx, c, PASS_BWD_DATA, &geom, has_bias, flags, &st);
         if (bp->data == NULL) {
             return st;
@@ -652,12 +700,15 @@ nas_status nas_conv_dnnl_forward(nas_graph *g, nas_node *n) {
      * its entries and scratch are made now, where an error can still be returned */
     size_t need = e->total;
     if (native != 0 && pass == PASS_FWD_TRAIN) {
-        backward_plan bp;
-        st = backward_entries(g, c, n, &bp);
-        if (st != NAS_OK) {
-            return st;
+        /* whether this conv will write dx first is known only when a backward starts: both */
+        for (int overwrite_dx = 0; overwrite_dx < 2; overwrite_dx++) {
+            backward_plan bp;
+            st = backward_entries(g, c, n, overwrite_dx, &bp);
+            if (st != NAS_OK) {
+                return st;
+            }
+            need = bp.scratch > need ? bp.scratch : need;
         }
-        need = bp.scratch > need ? bp.scratch : need;
     }
     char *base = nas_graph_scratch(g, need);
     if (base == NULL) {
@@ -762,7 +813,7 @@ nas_status nas_conv_dnnl_backward(nas_graph *g, nas_node *n, unsigned *done) {
     }
     const int has_bias = n->n_src == 3;
     backward_plan bp;
-    st = backward_entries(g, c, n, &bp);
+    st = backward_entries(g, c, n, nas_grad_first(n, 0), &bp);
     if (st != NAS_OK) {
         return st;
     }

@@ -104,6 +104,9 @@ typedef enum nas_conv_backend {
 
 void nas_conv_set_backend(nas_ctx *ctx, nas_conv_backend b);
 nas_conv_backend nas_conv_get_backend(nas_ctx *ctx);
+/* Whether oneDNN's training passes may use Winograd for the 3x3 stride-1 shapes it suits (on by
+ * default; the environment variable NAS_CONV_WINOGRAD=0 turns it off; conv_dnnl.c says where). */
+void nas_conv_set_winograd(nas_ctx *ctx, int on);
 
 /* oneDNN fast path. forward fills n->data (and aux when it holds the blocked src); backward
  * accumulates into the non-NULL grads of x, w and bias. NAS_ERR_UNSUPPORTED when oneDNN has no

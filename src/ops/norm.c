@@ -353,7 +353,7 @@ static void blocked_grad_sums(const float *x, const float *dy, bn_dims d, int64_
 }
 
 /* One blocked tile: dx (+)= a dy + k (x - mean) + b; coef[i C] + c holds a, k, b, mean. With
- * `fresh` (a constant where inlined) dx is stored, not added to (nas_grad_fresh). */
+ * `fresh` (a constant where inlined) dx is stored, not added to (nas_grad_first). */
 NAS_ALWAYS_INLINE void tile_dx(const float *xt, const float *dyt, float *dxt, int64_t HW,
                                const int64_t B, const float *coef, int64_t C, const int fresh) {
     const float *a = coef, *k = a + C, *bb = k + C, *m = bb + C;
@@ -444,7 +444,7 @@ static void bn_backward_blocked(nas_graph *g, nas_node *n, bn_dims d) {
         }
     }
     if (xn->grad != NULL) {
-        blocked_dx(xn->data, n->grad, xn->grad, d, xn->block, coef, nas_grad_fresh(xn));
+        blocked_dx(xn->data, n->grad, xn->grad, d, xn->block, coef, nas_grad_first(n, 0));
     }
 }
 
@@ -457,7 +457,7 @@ static void bn_backward(nas_graph *g, nas_node *n) {
     }
     float *dx = xn->grad;
     const float *x = xn->data, *dy = n->grad;
-    const int sums = needs_sums(n);
+    const int sums = needs_sums(n), first = nas_grad_first(n, 0);
     NAS_OMP_FOR_IF(d.M * d.C >= NAS_PAR_MIN)
     for (int64_t c = 0; c < d.C; c++) {
         const float *save_mean = n->aux;
@@ -476,11 +476,12 @@ static void bn_backward(nas_graph *g, nas_node *n) {
             const int64_t off = (s * d.C + c) * d.HW;
             NAS_SIMD
             for (int64_t i = 0; i < d.HW; i++) {
-                dx[off + i] += af * dy[off + i] + kf * (x[off + i] - mf) + bf;
+                dx[off + i] = (first ? 0.0f : dx[off + i]) + af * dy[off + i] +
+                              kf * (x[off + i] - mf) + bf;
             }
         }
     }
 }
 
 const nas_op_desc nas_op_batch_norm = {
-    .name = "batch_norm", .forward = bn_forward, .backward = bn_backward};
+    .name = "batch_norm", .forward = bn_forward, .backward = bn_backward, .stores_first = 1u};

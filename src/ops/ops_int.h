@@ -1,7 +1,8 @@
 /* ops_int.h - the op descriptor table. Each op is a builder (public, in the family's file: checks
  * shapes, appends a node) plus a descriptor: forward and backward kernels over the node's placed
  * buffers, and its multiply-accumulate count. Backward kernels ACCUMULATE (+=) into the grads of
- * their sources and must skip a source whose grad is NULL (no gradient flows there). */
+ * their sources and must skip a source whose grad is NULL (no gradient flows there); they may
+ * STORE instead where nas_grad_first says they write a source's gradient first. */
 #ifndef NAS_OPS_INT_H
 #define NAS_OPS_INT_H
 
@@ -24,6 +25,9 @@ typedef struct nas_op_desc {
     int64_t (*macs)(const nas_node *n);
     /* 1: the output is a view of src[0] at n->alias_offset (no copy; identity, reshape). */
     int alias;
+    /* Bit s set: where the backward writes source slot s's gradient first (nas_grad_first) it
+     * STORES it whole, on every path, so the executor need not zero that gradient before. */
+    unsigned stores_first;
 } nas_op_desc;
 
 #define NAS_OP(UP, low) extern const nas_op_desc nas_op_##low;
@@ -33,13 +37,14 @@ typedef struct nas_op_desc {
 /* The descriptor of an op kind (asserts the range). */
 const nas_op_desc *nas_op_get(int op);
 
-/* 1 when the backward running now is the only writer of x's gradient: x is read once, owns its
- * gradient (not a view of another's) and is not a parameter (whose gradients add up across
- * backward calls). The planner zeroes activation gradients before each backward, so that
- * backward may store into the gradient instead of adding to it, saving a read of it. */
-static inline int nas_grad_fresh(const nas_node *x) {
-    return x->readers == 1 && !nas_op_get(x->op)->alias && x->op != NAS_OP_PARAM &&
-           x->op != NAS_OP_PARAM_SLICE;
+/* 1 when n's backward is the first to write the gradient of its source slot s in the backward
+ * running now (its highest-index reader that runs backward, lowest slot first): it may store into
+ * that gradient instead of adding to it, saving a read, and, where its op is `stores_first`, the
+ * executor has not zeroed it. Never for parameters (their gradients add up across backward
+ * calls) nor for a gradient that views, or is viewed by, another node's (autograd/exec.c). */
+static inline int nas_grad_first(const nas_node *n, int s) {
+    const nas_node *x = n->src[s];
+    return x->first_writer == n->index && x->first_slot == s;
 }
 
 /* Shared builder helpers. */

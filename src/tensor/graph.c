@@ -112,6 +112,7 @@ nas_node *nas_graph_append(nas_graph *g, int op, int n_src, nas_node *const *src
     }
     nas_node *n = nas_graph_node(g, g->n_nodes);
     memset(n, 0, sizeof(*n));
+    n->first_writer = -1;
     n->op = op;
     n->index = g->n_nodes++;
     n->n_src = n_src;

@@ -27,6 +27,11 @@ typedef struct nas_node {
     size_t aux_bytes;  /* set by the op's infer function */
     int64_t last_use;  /* index of the last node reading this one (liveness planning) */
     int32_t readers;   /* how many (node, source slot) pairs read this one (set by the planner) */
+    /* The node (index) and source slot whose backward writes this gradient first in the
+     * backward running now, -1 when none may store into it (set per backward call, see
+     * nas_grad_first in ops/ops_int.h). */
+    int64_t first_writer;
+    int32_t first_slot;
     uint8_t requires_grad;
     uint8_t alias;     /* data (and grad) are views into src[0] at element offset alias_offset */
     /* 0: data and grad are plain (NCHW); B: both are in oneDNN's channel-blocked nChw{B}c
