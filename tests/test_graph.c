@@ -159,8 +159,8 @@ static void test_inference_reuse(void) {
     nas_ctx_free(ctx);
 }
 
-/* x -> a = relu(x) read by two convs b, c and (full graph only) a later node; s = view(b) + c +
- * b + c; m = relu(s). The full graph goes on to loss = sum((m + a)^2). */
+/* x -> a = relu(x) read by two convs b, c, a sigmoid and (full graph only) a later node;
+ * s = view(b) + c + b + c + sigmoid(a); m = relu(s). The full graph goes on to loss = sum((m + a)^2). */
 typedef struct first_writer_net {
     nas_tensor *x, *w1, *w2, *m, *loss;
 } first_writer_net;
@@ -175,8 +175,8 @@ static first_writer_net first_writer_build(nas_graph *g, float *x, float *w1, fl
     pad.pad_h = pad.pad_w = 1;
     nas_tensor *a = nas_relu(g, n.x);
     nas_tensor *b = nas_conv2d(g, a, n.w1, NULL, &pad), *c = nas_conv2d(g, a, n.w2, NULL, &pad);
-    nas_tensor *parts[4] = {nas_identity(g, b), c, b, c};
-    n.m = nas_relu(g, nas_sum(g, 4, parts));
+    nas_tensor *parts[5] = {nas_identity(g, b), c, b, c, nas_sigmoid(g, a)};
+    n.m = nas_relu(g, nas_sum(g, 5, parts));
     if (full) {
         nas_tensor *t = nas_add(g, n.m, a);
         n.loss = nas_sum_all(g, nas_mul(g, t, t));

@@ -2,7 +2,7 @@
  * basic.c's relu_frozen: analytic backward against central finite differences on random odd
  * shapes (the harness and how it avoids kinks: fd_check.h); and a small network whose gradients
  * have several writers (shared readers, a view, a repeated source), where the first writer of each
- * stores instead of adding (autograd/exec.c). */
+ * stores instead of adding, or one gradient is another's (autograd/exec.c). */
 #include "fd_check.h"
 #include "ops/ops_int.h"
 
@@ -85,15 +85,16 @@ static nas_tensor *b_relu_frozen(nas_graph *g, nas_tensor **in, const void *arg)
 }
 
 /* zero contributes nothing: y = x + zero(x) must have dy/dx = 1 */
-/* a = relu(x) read by two convs; s = view(b) + c + b + c; y = tanh(s) */
+/* a = relu(x) read by two convs and a sigmoid; s = view(b) + c + b + c + sigmoid(a) (the
+ * sigmoid's gradient is the sum's own, grad_host); y = tanh(s) */
 static nas_tensor *b_shared(nas_graph *g, nas_tensor **in, const void *arg) {
     (void)arg;
     nas_conv_args pad = {0};
     pad.pad_h = pad.pad_w = 1;
     nas_tensor *a = nas_relu(g, in[0]);
     nas_tensor *b = nas_conv2d(g, a, in[1], NULL, &pad), *c = nas_conv2d(g, a, in[2], NULL, &pad);
-    nas_tensor *parts[4] = {nas_identity(g, b), c, b, c};
-    return nas_tanh(g, nas_sum(g, 4, parts));
+    nas_tensor *parts[5] = {nas_identity(g, b), c, b, c, nas_sigmoid(g, a)};
+    return nas_tanh(g, nas_sum(g, 5, parts));
 }
 
 static nas_tensor *b_zero(nas_graph *g, nas_tensor **in, const void *arg) {

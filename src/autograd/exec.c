@@ -156,6 +156,27 @@ static int owns_grad(const nas_node *n) {
     return n->requires_grad && n->op != NAS_OP_PARAM && !nas_op_get(n->op)->alias;
 }
 
+/* Set grad_host where a node's gradient can be its sum reader's: the sum reads it once and is its
+ * only reader, in the same layout; not for inputs (the caller reads their gradients) nor views. */
+static void find_grad_hosts(nas_graph *g) {
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        nas_graph_node(g, i)->grad_host = NULL;
+    }
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        nas_node *s = nas_graph_node(g, i);
+        if ((s->op != NAS_OP_SUM && s->op != NAS_OP_ADD) || !s->requires_grad) {
+            continue;
+        }
+        for (int k = 0; k < s->n_src; k++) {
+            nas_node *x = s->src[k];
+            if (x->readers == 1 && owns_grad(x) && x->op != NAS_OP_INPUT &&
+                x->op != NAS_OP_PARAM_SLICE && x->block == s->block) {
+                x->grad_host = s;
+            }
+        }
+    }
+}
+
 static nas_status plan(nas_graph *g) {
     mark_nodes(g);
     /* which nodes are blocked decides the conv nodes' aux sizes: before any placement */
@@ -168,6 +189,7 @@ static nas_status plan(nas_graph *g) {
         return NAS_ERR_NOMEM;
     }
     size_t total = 0;
+    find_grad_hosts(g);
     if (g->grad_enabled) {
         for (int64_t i = 0; i < g->n_nodes; i++) {
             nas_node *n = nas_graph_node(g, i);
@@ -179,7 +201,7 @@ static nas_status plan(nas_graph *g) {
         g->grad_begin = total;
         for (int64_t i = 0; i < g->n_nodes; i++) {
             nas_node *n = nas_graph_node(g, i);
-            if (owns_grad(n)) {
+            if (owns_grad(n) && n->grad_host == NULL) {
                 total += align_up((size_t)n->numel * sizeof(float));
             }
         }
@@ -202,10 +224,17 @@ static nas_status plan(nas_graph *g) {
         }
         if (n->op == NAS_OP_INPUT || owns_buffer(n)) {
             n->grad = NULL;
-            if (n->requires_grad) {
+            if (n->requires_grad && n->grad_host == NULL) {
                 n->grad = (float *)(g->arena + grad_at);
                 grad_at += align_up((size_t)n->numel * sizeof(float));
             }
+        }
+    }
+    /* hosts come later in the graph and may have hosts themselves: last first */
+    for (int64_t i = g->n_nodes - 1; i >= 0; i--) {
+        nas_node *n = nas_graph_node(g, i);
+        if (n->grad_host != NULL) {
+            n->grad = n->grad_host->grad;
         }
     }
     g->planned = 1;

@@ -157,8 +157,20 @@ static nas_status sum_forward(nas_graph *g, nas_node *n) {
     return NAS_OK;
 }
 
+/* A source whose gradient is this sum's own (grad_host, autograd/exec.c) has it already. */
+static int sum_writes(const nas_node *n, int s) {
+    return n->src[s]->grad != NULL && n->src[s]->grad != n->grad;
+}
+
 static void sum_backward(nas_graph *g, nas_node *n) {
     (void)g;
+    int writes = 0;
+    for (int s = 0; s < n->n_src; s++) {
+        writes += sum_writes(n, s);
+    }
+    if (writes == 0) {
+        return;
+    }
     const float *dy = n->grad;
     const int64_t len = n->numel, chunks = (len + SUM_CHUNK - 1) / SUM_CHUNK;
     NAS_OMP_FOR_IF(len >= NAS_PAR_MIN)
@@ -166,7 +178,7 @@ static void sum_backward(nas_graph *g, nas_node *n) {
         const int64_t lo = c * SUM_CHUNK, hi = nas_min_i64(len, lo + SUM_CHUNK);
         for (int s = 0; s < n->n_src; s++) {
             float *dx = n->src[s]->grad;
-            if (dx == NULL) {
+            if (!sum_writes(n, s)) {
                 continue;
             }
             if (nas_grad_first(n, s)) {

@@ -203,8 +203,8 @@ NAS_ALWAYS_INLINE void tile_sums(const float *xt, int64_t HW, const int64_t B, c
 
 /* Per-example partial sums of a blocked x: part[n C + c] = sum over the example's pixels of
  * (x - shift[c]) and part[N C + n C + c] of its square. */
-static void blocked_sums(const float *x, bn_dims d, int64_t B, const double *shift,
-                         double *part) {
+NAS_AVX512_CLONES static void blocked_sums(const float *x, bn_dims d, int64_t B,
+                                           const double *shift, double *part) {
     const int64_t CB = d.C / B;
     NAS_OMP_FOR_IF(d.M * d.C >= NAS_PAR_MIN)
     for (int64_t t = 0; t < d.N * CB; t++) {
@@ -336,8 +336,8 @@ NAS_ALWAYS_INLINE void tile_grad_sums(const float *xt, const float *dyt, int64_t
 
 /* Per-example partial sums for blocked x and dy: part[n C + c] = sum dy and
  * part[N C + n C + c] = sum dy (x - mean) over the example's pixels (double). */
-static void blocked_grad_sums(const float *x, const float *dy, bn_dims d, int64_t B,
-                              const float *mean, double *part) {
+NAS_AVX512_CLONES static void blocked_grad_sums(const float *x, const float *dy, bn_dims d,
+                                                int64_t B, const float *mean, double *part) {
     const int64_t CB = d.C / B;
     NAS_OMP_FOR_IF(d.M * d.C >= NAS_PAR_MIN)
     for (int64_t t = 0; t < d.N * CB; t++) {

@@ -32,6 +32,9 @@ typedef struct nas_node {
      * nas_grad_first in ops/ops_int.h). */
     int64_t first_writer;
     int32_t first_slot;
+    /* A sum (or add) that is this node's only reader and whose gradient this node's gradient
+     * simply is: the sum's backward would copy it unchanged (set by the planner; NULL if none). */
+    struct nas_node *grad_host;
     uint8_t requires_grad;
     uint8_t alias;     /* data (and grad) are views into src[0] at element offset alias_offset */
     /* 0: data and grad are plain (NCHW); B: both are in oneDNN's channel-blocked nChw{B}c
