@@ -7,7 +7,7 @@
 # CIFAR-10 shapes, batch 64, 2 threads; build + init + score, median of 5) for nascent and for
 # PyTorch (bench/bench_proxies_torch.py) in the same run, printed as `speedup proxy_NAME X`
 # (X = PyTorch time / ours; target >= 3), and `ceiling proxy_NAME Y`, the speedup the machine's
-# FMA peak allows at most (see below).
+# FMA peak allows direct convolutions (see below).
 # --long adds: synflow (+ params, macs) over all 15,625 NB201 cells and its Spearman rho with
 # cifar10_test_200ep (published |rho| = 0.737, target >= 0.73), and the batch-64 proxies on a
 # Fashion-MNIST minibatch (zero-padded to 32x32, channels repeated) over a 1,000-cell sample,
@@ -32,8 +32,9 @@ json_field() { sed -E "s/.*\"$1\": ([-0-9.eE+]+|null).*/\1/"; }
 
 # The ceiling: a proxy's convolution arithmetic alone at the machine's FP32 FMA peak (2 cores:
 # 444 GFLOP/s with AVX-512, 222 with AVX2 only, ../shared/PERF_NOTES.md; NAS_FMA_PEAK_GFLOPS
-# overrides) bounds the speedup any exact (direct or GEMM) convolution can reach against the
-# PyTorch time of the same run. Passes of the batch: forward 1; snip and grad_norm add the data
+# overrides) bounds the speedup direct (or GEMM) convolutions can reach against the PyTorch time
+# of the same run. With AVX-512 the 32- and 64-channel stages' training passes run Winograd
+# (src/ops/conv_dnnl.c), fewer multiplies than that count, so a proxy can pass this ceiling. Passes of the batch: forward 1; snip and grad_norm add the data
 # and weight gradients (3); jacob_cov and fisher the data gradient only (2); grasp is the loss
 # gradient plus four perturbed forward+backward passes (15). synflow (batch 1, double) has none.
 if [ -n "${NAS_FMA_PEAK_GFLOPS:-}" ]; then peak=$NAS_FMA_PEAK_GFLOPS

@@ -93,14 +93,17 @@ static void relu_frozen_backward(nas_graph *g, nas_node *n) {
     }
     const float *m = n->src[1]->data, *dy = n->grad;
     const int64_t len = n->numel;
+    const int first = nas_grad_first(n, 0);
     NAS_OMP_FOR_SIMD
     for (int64_t i = 0; i < len; i++) {
-        dx[i] += dy[i] * m[i];
+        dx[i] = (first ? 0.0f : dx[i]) + dy[i] * m[i];
     }
 }
 
-const nas_op_desc nas_op_relu_frozen = {
-    .name = "relu_frozen", .forward = relu_frozen_forward, .backward = relu_frozen_backward};
+const nas_op_desc nas_op_relu_frozen = {.name = "relu_frozen",
+                                        .forward = relu_frozen_forward,
+                                        .backward = relu_frozen_backward,
+                                        .stores_first = 1u};
 
 /* ---- sum of n same-shaped inputs (add is the n = 2 case): dy/dx_i = 1 */
 
