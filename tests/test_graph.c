@@ -160,7 +160,8 @@ static void test_inference_reuse(void) {
 }
 
 /* x -> a = relu(x) read by two convs b, c, a sigmoid and (full graph only) a later node;
- * s = view(b) + c + b + c + sigmoid(a); m = relu(s). The full graph goes on to loss = sum((m + a)^2). */
+ * s = view(b) + c + b + c + sigmoid(a); m = relu(s). The full graph goes on to
+ * loss = sum((m + a)^2). */
 typedef struct first_writer_net {
     nas_tensor *x, *w1, *w2, *m, *loss;
 } first_writer_net;

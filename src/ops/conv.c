@@ -2,10 +2,12 @@
  * paths (sgemm for 1x1: conv_gemm.c; AVX2 depthwise: conv_dw.c; AVX2 direct for stride-1 convs
  * with few input channels: conv_direct.c; oneDNN for the rest:
  * conv_dnnl.c) and the naive twin (conv_naive.c), the fallback when oneDNN rejects a case.
- * NAS_CONV_BACKEND=naive|dnnl (or nas_conv_set_backend) forces one path.
+ * NAS_CONV_BACKEND=naive|dnnl (or nas_conv_set_backend) forces one path; NAS_CONV_WINOGRAD=0 keeps
+ * oneDNN's training passes off Winograd (conv_dnnl.c says where it is used).
  * x [N, C, H, W], w [O, C/groups, KH, KW], bias [O] or NULL -> y [N, O, OH, OW] with
  * OH = (H + 2 ph - dh (KH - 1) - 1) / sh + 1 (same for W). Backward accumulates into the grads
- * of x, w and bias that are not NULL. */
+ * of x, w and bias that are not NULL, except dx where this conv writes it first (stored:
+ * nas_grad_first). */
 #include "conv_int.h"
 
 #include <stdio.h>

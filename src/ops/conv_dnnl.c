@@ -62,7 +62,7 @@ typedef struct conv_entry {
 
 typedef struct conv_cache {
     nas_conv_backend mode;
-    int winograd; /* Winograd allowed where it suits (NAS_CONV_WINOGRAD=0 turns it off) */
+    int winograd;     /* Winograd allowed where it suits (NAS_CONV_WINOGRAD=0 turns it off) */
     int engine_state; /* 0 not tried, 1 ready, -1 failed */
     dnnl_engine_t eng;
     dnnl_stream_t strm;
@@ -632,8 +632,8 @@ typedef struct backward_plan {
     size_t scratch;
 } backward_plan;
 
-static nas_status backward_entries(nas_graph *g, conv_cache *c, const nas_node *n,
-                                   int overwrite_dx, backward_plan *bp) {
+static nas_status backward_entries(nas_graph *g, conv_cache *c, const nas_node *n, int overwrite_dx,
+                                   backward_plan *bp) {
     const nas_node *x = n->src[0], *w = n->src[1];
     const int has_bias = n->n_src == 3, native = native_of(n);
     const nas_conv_geom geom = nas_conv_geom_of(n);

@@ -476,8 +476,8 @@ static void bn_backward(nas_graph *g, nas_node *n) {
             const int64_t off = (s * d.C + c) * d.HW;
             NAS_SIMD
             for (int64_t i = 0; i < d.HW; i++) {
-                dx[off + i] = (first ? 0.0f : dx[off + i]) + af * dy[off + i] +
-                              kf * (x[off + i] - mf) + bf;
+                dx[off + i] =
+                    (first ? 0.0f : dx[off + i]) + af * dy[off + i] + kf * (x[off + i] - mf) + bf;
             }
         }
     }
