@@ -340,13 +340,14 @@ static void assign_first_writers(nas_graph *g, const nas_node *t) {
 }
 
 /* Zero the gradients no backward stores into first: the rest are overwritten before anything
- * reads them (for a batch-64 NB201 snip that is most of a ~300 MB region not touched twice). */
+ * reads them (for a batch-64 NB201 snip that is most of a ~300 MB region not touched twice).
+ * A hosted gradient is its host's buffer, zeroed (or not) as the host's. */
 static void zero_unstored(nas_graph *g) {
     const int64_t n_nodes = g->n_nodes;
     NAS_OMP_FOR_DYNAMIC_IF(n_nodes > 64)
     for (int64_t i = 0; i < n_nodes; i++) {
         const nas_node *n = nas_graph_node(g, i);
-        if (!owns_grad(n) || n->grad == NULL) {
+        if (!owns_grad(n) || n->grad == NULL || n->grad_host != NULL) {
             continue;
         }
         const unsigned slots =

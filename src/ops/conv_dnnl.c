@@ -215,8 +215,8 @@ static int engine_ready(conv_cache *c) {
  * 0.68 -> 0.70; 16 channels 32x32: 0.89 -> 1.31, 0.69 -> 1.20, 0.73 -> 1.18. Forward + both
  * backward passes at 64 channels 8x8: batch 1 0.06 -> 0.13, batch 8 0.27 -> 0.30, batch 16
  * 0.53-0.58 -> 0.38-0.41. So the training passes with >= 32 channels in and out and a batch of
- * 16 or more; inference keeps oneDNN's NHWC direct kernels. The choice depends on the shape alone,
- * so scores stay reproducible. */
+ * 16 or more; inference keeps oneDNN's NHWC direct kernels. The choice depends on the shape (and
+ * whether the machine has AVX-512) alone, so scores stay reproducible. */
 static int winograd_suits(const conv_cache *c, int pass, const nas_conv_geom *g) {
     return c->winograd && pass != PASS_FWD_INFER && g->groups == 1 && g->KH == 3 && g->KW == 3 &&
            g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->C >= 32 && g->O >= 32 &&
