@@ -214,13 +214,17 @@ static int engine_ready(conv_cache *c) {
  * 0.36, data 0.62 -> 0.35, weights 0.67 -> 0.54; 32 channels 16x16: 0.69 -> 0.53, 0.64 -> 0.50,
  * 0.68 -> 0.70; 16 channels 32x32: 0.89 -> 1.31, 0.69 -> 1.20, 0.73 -> 1.18. Forward + both
  * backward passes at 64 channels 8x8: batch 1 0.06 -> 0.13, batch 8 0.27 -> 0.30, batch 16
- * 0.53-0.58 -> 0.38-0.41. So the training passes with >= 32 channels in and out and a batch of
- * 16 or more; inference keeps oneDNN's NHWC direct kernels. The choice depends on the shape (and
- * whether the machine has AVX-512) alone, so scores stay reproducible. */
+ * 0.53-0.58 -> 0.38-0.41. Outputs that 4x4 tiles do not cover exactly lose (batch 128, 32
+ * channels 14x14: forward 1.16 -> 1.67, data 1.24 -> 1.38, weights 1.12 -> 1.96). So the training
+ * passes with >= 32 channels in and out (>= 64 for the weight gradient), outputs a multiple of 4
+ * high and wide and a batch of 16 or more; inference keeps oneDNN's NHWC direct kernels. The
+ * choice depends on the shape (and whether the machine has AVX-512) alone, so scores stay
+ * reproducible. Passes of one conv may mix the two algorithms (oneDNN takes either hint). */
 static int winograd_suits(const conv_cache *c, int pass, const nas_conv_geom *g) {
+    const int64_t min_channels = pass == PASS_BWD_WEIGHTS ? 64 : 32;
     return c->winograd && pass != PASS_FWD_INFER && g->groups == 1 && g->KH == 3 && g->KW == 3 &&
-           g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->C >= 32 && g->O >= 32 &&
-           g->N >= 16;
+           g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->C >= min_channels &&
+           g->O >= min_channels && g->OH % 4 == 0 && g->OW % 4 == 0 && g->N >= 16;
 }
 
 static conv_key key_make(int pass, const nas_conv_geom *g, int has_bias, int flags) {
