@@ -1,8 +1,8 @@
 /* test_conv.c - conv2d: the fast paths against the naive twin on random odd shapes (stride,
  * padding, dilation, groups, depthwise, 1x1, 5x5, 7x7, bias on/off; forward and all three
- * gradients), the naive backward against central finite differences (loss in double),
- * bit-identical reruns, shape errors, primitive-cache hits, a steady state without allocation,
- * and forward + gradients against PyTorch (float64, /usr/bin/python3 run from the test).
+ * gradients) and on the shapes oneDNN runs as Winograd, the naive backward against central
+ * finite differences (loss in double), bit-identical reruns, shape errors, primitive-cache hits,
+ * a steady state without allocation, and forward + gradients against PyTorch (float64, /usr/bin/python3 run from the test).
  * NAS_TEST_LONG=1 runs more random cases, NAS_TEST_ASAN=1 fewer. */
 #include "check.h"
 #include "nascent.h"
