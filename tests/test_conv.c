@@ -2,7 +2,8 @@
  * padding, dilation, groups, depthwise, 1x1, 5x5, 7x7, bias on/off; forward and all three
  * gradients) and on the shapes oneDNN runs as Winograd, the naive backward against central
  * finite differences (loss in double), bit-identical reruns, shape errors, primitive-cache hits,
- * a steady state without allocation, and forward + gradients against PyTorch (float64, /usr/bin/python3 run from the test).
+ * a steady state without allocation, and forward + gradients against PyTorch (float64,
+ * /usr/bin/python3 run from the test).
  * NAS_TEST_LONG=1 runs more random cases, NAS_TEST_ASAN=1 fewer. */
 #include "check.h"
 #include "nascent.h"
