@@ -1,6 +1,7 @@
-/* test_rng.c - the 8-lane Philox path (nas_philox4x32_x8, used by the uniform and normal fills)
+/* test_rng.c - the 8- and 16-lane Philox paths (nas_philox4x32_x8, and nas_philox4x32_x16, used
+ * by the uniform and normal fills: AVX-512 where the machine has it, else two 8-lane calls)
  * against the one-block-at-a-time twin nas_philox4x32: random keys, streams and counters,
- * including counters whose low word wraps inside the group of 8; the fills against a scalar
+ * including counters whose low word wraps inside the group; the fills against a scalar
  * re-implementation of their documented formula on odd lengths and starting counters; the
  * draws of a fill split in two calls equal one call; the known-answer test vectors of Philox4x32-10
  * (Random123's kat_vectors) pin the scalar twin itself. */
@@ -33,29 +34,38 @@ static void test_philox_known_answers(void) {
           "pi vector: %08x %08x %08x %08x", out[0], out[1], out[2], out[3]);
 }
 
-static void test_x8_matches_scalar(void) {
+/* Lanes [w][j] (row stride `stride`) equal the scalar blocks first + j, j < count. */
+static int lanes_match(const uint32_t *lanes, int stride, int count, uint64_t key, uint64_t stream,
+                       uint64_t first) {
+    int same = 1;
+    for (int j = 0; j < count; j++) {
+        uint32_t b[4];
+        nas_philox4x32(key, stream, first + (uint64_t)j, b);
+        for (int w = 0; w < 4; w++) {
+            same &= lanes[w * stride + j] == b[w];
+        }
+    }
+    return same;
+}
+
+static void test_lanes_match_scalar(void) {
     srand(7);
     for (int t = 0; t < 2000; t++) {
         const uint64_t key = ((uint64_t)rand() << 33) ^ ((uint64_t)rand() << 11) ^ (uint64_t)rand();
         const uint64_t stream = ((uint64_t)rand() << 31) ^ (uint64_t)rand();
         uint64_t first = ((uint64_t)rand() << 32) ^ (uint64_t)rand();
         if (t % 4 == 0) {
-            first = (first | 0xffffffffull) - (uint64_t)(rand() % 8); /* low word wraps */
+            first = (first | 0xffffffffull) - (uint64_t)(rand() % 16); /* low word wraps */
         }
         if (t == 1) {
             first = UINT64_MAX - 3; /* the 64-bit counter itself wraps */
         }
-        uint32_t lanes[4][8];
-        nas_philox4x32_x8(key, stream, first, lanes);
-        int same = 1;
-        for (int j = 0; j < 8; j++) {
-            uint32_t b[4];
-            nas_philox4x32(key, stream, first + (uint64_t)j, b);
-            for (int w = 0; w < 4; w++) {
-                same &= lanes[w][j] == b[w];
-            }
-        }
-        CHECK(same, "case %d: key %llx stream %llx first %llx", t, (unsigned long long)key,
+        uint32_t lanes8[4][8], lanes16[4][16];
+        nas_philox4x32_x8(key, stream, first, lanes8);
+        nas_philox4x32_x16(key, stream, first, lanes16);
+        CHECK(lanes_match(&lanes8[0][0], 8, 8, key, stream, first) &&
+                  lanes_match(&lanes16[0][0], 16, 16, key, stream, first),
+              "case %d: key %llx stream %llx first %llx", t, (unsigned long long)key,
               (unsigned long long)stream, (unsigned long long)first);
     }
 }
@@ -107,7 +117,7 @@ static void test_split_fill_equals_one_fill(void) {
 
 int main(void) {
     RUN_TEST(test_philox_known_answers);
-    RUN_TEST(test_x8_matches_scalar);
+    RUN_TEST(test_lanes_match_scalar);
     RUN_TEST(test_fills_match_formula);
     RUN_TEST(test_split_fill_equals_one_fill);
     return check_report("rng");

@@ -39,13 +39,22 @@ void nas_mem_advise_large(void *ptr, size_t bytes);
  * not depend on it. */
 #define NAS_PAR_MIN 32768
 
+/* An AVX-512 copy of a function beside the x86-64-v3 one the build makes, picked at load time
+ * (batch-norm statistics: double-precision sums bound by AVX2's 4 lanes; random fills). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NAS_AVX512_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
+#else
+#define NAS_AVX512_CLONES
+#endif
+
 #ifdef _OPENMP
 #include <omp.h>
 #define NAS_PRAGMA(text)    _Pragma(#text)
 #define NAS_OMP_FOR_IF(cond) NAS_PRAGMA(omp parallel for schedule(static) if (parallel : cond))
 #define NAS_OMP_FOR        _Pragma("omp parallel for schedule(static)")
 /* for iterations of very different cost (one per graph node) */
-#define NAS_OMP_FOR_DYNAMIC_IF(cond) NAS_PRAGMA(omp parallel for schedule(dynamic, 4) if (parallel : cond))
+#define NAS_OMP_FOR_DYNAMIC_IF(cond)                                                               \
+    NAS_PRAGMA(omp parallel for schedule(dynamic, 4) if (parallel : cond))
 #define NAS_OMP_FOR_COLLAPSE2 _Pragma("omp parallel for collapse(2) schedule(static)")
 #define NAS_OMP_PARALLEL   _Pragma("omp parallel")
 static inline int nas_thread_id(void) {
@@ -92,5 +101,7 @@ static inline int64_t nas_max_i64(int64_t a, int64_t b) {
 void nas_philox4x32(uint64_t key, uint64_t counter_hi, uint64_t counter_lo, uint32_t out[4]);
 /* The blocks of counters first .. first + 7: out[w][j] = word w of block first + j. */
 void nas_philox4x32_x8(uint64_t key, uint64_t counter_hi, uint64_t first, uint32_t out[4][8]);
+/* The same for the 16 counters first .. first + 15 (AVX-512 where the machine has it). */
+void nas_philox4x32_x16(uint64_t key, uint64_t counter_hi, uint64_t first, uint32_t out[4][16]);
 
 #endif

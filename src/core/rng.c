@@ -3,9 +3,10 @@
 #include "core_int.h"
 
 #include <math.h>
-#if defined(__AVX2__)
+#if defined(__x86_64__)
 #include <immintrin.h>
 #endif
+#include <string.h>
 
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
@@ -93,6 +94,27 @@ int64_t nas_rng_below(nas_rng *r, int64_t n) {
     }
 }
 
+/* Philox's ten rounds on vectors c0..c3 holding the four counter words of every lane (V the
+ * vector type; MULHILO, XOR and SET1 its operations), keyed by the 64-bit `key`. */
+#define PHILOX_ROUNDS(V, MULHILO, XOR, SET1, c0, c1, c2, c3, key)                                \
+    do {                                                                                         \
+        const V m0_ = SET1((int)PHILOX_M0), m1_ = SET1((int)PHILOX_M1);                          \
+        uint32_t k0_ = (uint32_t)(key), k1_ = (uint32_t)((key) >> 32);                           \
+        for (int round_ = 0; round_ < 10; round_++) {                                            \
+            V lo0_, hi0_, lo1_, hi1_;                                                            \
+            MULHILO(c0, m0_, &lo0_, &hi0_);                                                      \
+            MULHILO(c2, m1_, &lo1_, &hi1_);                                                      \
+            const V n0_ = XOR(XOR(hi1_, c1), SET1((int)k0_));                                    \
+            const V n2_ = XOR(XOR(hi0_, c3), SET1((int)k1_));                                    \
+            c1 = lo1_;                                                                           \
+            c3 = lo0_;                                                                           \
+            c0 = n0_;                                                                            \
+            c2 = n2_;                                                                            \
+            k0_ += PHILOX_W0;                                                                    \
+            k1_ += PHILOX_W1;                                                                    \
+        }                                                                                        \
+    } while (0)
+
 #if defined(__AVX2__)
 /* (lo, hi) 32-bit halves of the 32x32-bit products a[j] * m for the 8 lanes of a. */
 static inline void mulhilo8(__m256i a, __m256i m, __m256i *lo, __m256i *hi) {
@@ -118,21 +140,7 @@ void nas_philox4x32_x8(uint64_t key, uint64_t counter_hi, uint64_t first, uint32
     __m256i c1 = _mm256_loadu_si256((const __m256i *)hi);
     __m256i c2 = _mm256_set1_epi32((int)(uint32_t)counter_hi);
     __m256i c3 = _mm256_set1_epi32((int)(uint32_t)(counter_hi >> 32));
-    const __m256i m0 = _mm256_set1_epi32((int)PHILOX_M0), m1 = _mm256_set1_epi32((int)PHILOX_M1);
-    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
-    for (int round = 0; round < 10; round++) {
-        __m256i lo0, hi0, lo1, hi1;
-        mulhilo8(c0, m0, &lo0, &hi0);
-        mulhilo8(c2, m1, &lo1, &hi1);
-        const __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32((int)k0));
-        const __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32((int)k1));
-        c1 = lo1;
-        c3 = lo0;
-        c0 = n0;
-        c2 = n2;
-        k0 += PHILOX_W0;
-        k1 += PHILOX_W1;
-    }
+    PHILOX_ROUNDS(__m256i, mulhilo8, _mm256_xor_si256, _mm256_set1_epi32, c0, c1, c2, c3, key);
     _mm256_storeu_si256((__m256i *)out[0], c0);
     _mm256_storeu_si256((__m256i *)out[1], c1);
     _mm256_storeu_si256((__m256i *)out[2], c2);
@@ -148,25 +156,74 @@ void nas_philox4x32_x8(uint64_t key, uint64_t counter_hi, uint64_t first, uint32
 #endif
 }
 
-/* Fill draws counter .. counter + n - 1, one block each, 8 blocks at a time; out[i] = f(block). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define PHILOX_AVX512 1
+/* (lo, hi) 32-bit halves of the 32x32-bit products a[j] * m for the 16 lanes of a. */
+__attribute__((target("avx512f"))) static inline void mulhilo16(__m512i a, __m512i m, __m512i *lo,
+                                                                __m512i *hi) {
+    const __m512i even = _mm512_mul_epu32(a, m);
+    const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+    *lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+    *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+}
+
+/* nas_philox4x32_x8's rounds on 16 lanes (a function of its own: the build targets AVX2). */
+__attribute__((target("avx512f"))) static void
+philox_x16_avx512(uint64_t key, uint64_t counter_hi, uint64_t first, uint32_t out[4][16]) {
+    uint32_t lo[16], hi[16];
+    for (int j = 0; j < 16; j++) {
+        lo[j] = (uint32_t)(first + (uint64_t)j);
+        hi[j] = (uint32_t)((first + (uint64_t)j) >> 32);
+    }
+    __m512i c0 = _mm512_loadu_si512(lo), c1 = _mm512_loadu_si512(hi);
+    __m512i c2 = _mm512_set1_epi32((int)(uint32_t)counter_hi);
+    __m512i c3 = _mm512_set1_epi32((int)(uint32_t)(counter_hi >> 32));
+    PHILOX_ROUNDS(__m512i, mulhilo16, _mm512_xor_si512, _mm512_set1_epi32, c0, c1, c2, c3, key);
+    _mm512_storeu_si512(out[0], c0);
+    _mm512_storeu_si512(out[1], c1);
+    _mm512_storeu_si512(out[2], c2);
+    _mm512_storeu_si512(out[3], c3);
+}
+#else
+#define PHILOX_AVX512 0
+#endif
+
+void nas_philox4x32_x16(uint64_t key, uint64_t counter_hi, uint64_t first, uint32_t out[4][16]) {
+#if PHILOX_AVX512
+    if (__builtin_cpu_supports("avx512f")) {
+        philox_x16_avx512(key, counter_hi, first, out);
+        return;
+    }
+#endif
+    uint32_t half[4][8];
+    for (int h = 0; h < 2; h++) {
+        nas_philox4x32_x8(key, counter_hi, first + (uint64_t)(8 * h), half);
+        for (int w = 0; w < 4; w++) {
+            memcpy(&out[w][8 * h], half[w], sizeof half[w]);
+        }
+    }
+}
+
+/* Fill draws counter .. counter + n - 1, one block each, 16 blocks at a time; out[i] = f(block). */
 #define FILL_BY_BLOCKS(r, n, EXPR)                                                           \
     do {                                                                                     \
         const nas_rng base_ = *(r);                                                          \
-        const int64_t groups_ = ((n) + 7) / 8;                                               \
+        const int64_t groups_ = ((n) + 15) / 16;                                             \
         NAS_OMP_FOR_IF((n) >= NAS_PAR_MIN)                                                   \
         for (int64_t g_ = 0; g_ < groups_; g_++) {                                           \
-            uint32_t b[4][8];                                                                \
-            nas_philox4x32_x8(base_.seed, base_.stream, base_.counter + (uint64_t)(8 * g_), b); \
-            const int64_t end_ = nas_min_i64((n), 8 * g_ + 8);                               \
-            for (int64_t i = 8 * g_; i < end_; i++) {                                        \
-                const int j = (int)(i - 8 * g_);                                             \
+            uint32_t b[4][16];                                                               \
+            const uint64_t first_ = base_.counter + (uint64_t)(16 * g_);                     \
+            nas_philox4x32_x16(base_.seed, base_.stream, first_, b);                         \
+            const int64_t end_ = nas_min_i64((n), 16 * g_ + 16);                             \
+            for (int64_t i = 16 * g_; i < end_; i++) {                                       \
+                const int j = (int)(i - 16 * g_);                                            \
                 out[i] = (EXPR);                                                             \
             }                                                                                \
         }                                                                                    \
         (r)->counter += (uint64_t)(n);                                                       \
     } while (0)
 
-void nas_rng_fill_uniform(nas_rng *r, float *out, int64_t n, float lo, float hi) {
+NAS_AVX512_CLONES void nas_rng_fill_uniform(nas_rng *r, float *out, int64_t n, float lo, float hi) {
     FILL_BY_BLOCKS(r, n, lo + (hi - lo) * (float)u53(b[1][j], b[0][j]));
 }
 

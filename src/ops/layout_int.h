@@ -14,13 +14,7 @@
 #define NAS_BLOCK_MAX 16
 
 #define NAS_ALWAYS_INLINE static inline __attribute__((always_inline))
-/* An AVX-512 copy of a function beside the x86-64-v3 one the build makes, picked at load time:
- * for the batch-norm statistics, double-precision sums whose AVX2 code is bound by its 4 lanes. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define NAS_AVX512_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
-#else
-#define NAS_AVX512_CLONES
-#endif
+
 
 /* Blocked node planning (layout.c): sets n->block on every node (0 unless blocked layouts are
  * on and the node qualifies) and sizes the conv nodes' aux. Called by the planner before it
