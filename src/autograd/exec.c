@@ -173,7 +173,7 @@ static void find_grad_hosts(nas_graph *g) {
         for (int k = 0; k < s->n_src; k++) {
             nas_node *x = s->src[k];
             if (x->readers == 1 && owns_grad(x) && x->op != NAS_OP_INPUT &&
-                x->op != NAS_OP_PARAM_SLICE && x->block == s->block) {
+                x->block == s->block) {
                 x->grad_host = s;
             }
         }
@@ -330,8 +330,7 @@ static void assign_first_writers(nas_graph *g, const nas_node *t) {
             nas_node *x = n->src[s];
             if (d->alias) {
                 x->first_writer = -2; /* for good: later (lower) readers must add */
-            } else if (runs && x->first_writer == -1 && x->grad != NULL && owns_grad(x) &&
-                       x->op != NAS_OP_PARAM_SLICE) {
+            } else if (runs && x->first_writer == -1 && x->grad != NULL && owns_grad(x)) {
                 x->first_writer = i;
                 x->first_slot = s;
             }

@@ -15,7 +15,6 @@
 
 #define NAS_ALWAYS_INLINE static inline __attribute__((always_inline))
 
-
 /* Blocked node planning (layout.c): sets n->block on every node (0 unless blocked layouts are
  * on and the node qualifies) and sizes the conv nodes' aux. Called by the planner before it
  * places buffers. */
