@@ -628,6 +628,14 @@ static int native_of(const nas_node *n) {
     return (n->src[0]->block != 0 ? NATIVE_X : 0) | (n->block != 0 ? NATIVE_Y : 0);
 }
 
+/* Our Winograd (conv_wino.c) runs the forward and data passes of the 16- and 32-channel 3x3
+ * convs whose two sides the planner put in the 16-channel blocked layout; the weight gradient
+ * stays with oneDNN. Off with the rest of Winograd (NAS_CONV_WINOGRAD=0). */
+static int wino_runs(const conv_cache *c, const nas_node *n, const nas_conv_geom *g) {
+    return c->winograd && n->block == 16 && n->src[0]->block == 16 &&
+           nas_conv_wino_suits(g, n->n_src == 3);
+}
+
 /* What a backward of node n runs: the data and weight passes it needs (NULL when that gradient
  * is not wanted; the planner has placed the grads before any forward), the forward entry whose
  * blocked x it reuses, and the scratch it takes: one block [bwd data][bwd weights]. */
@@ -714,9 +722,18 @@ nas_status nas_conv_dnnl_forward(nas_graph *g, nas_node *n) {
             need = bp.scratch > need ? bp.scratch : need;
         }
     }
+    const int wino = wino_runs(c, n, &geom);
+    if (wino) { /* for the forward and the data pass */
+        const size_t wino_need = nas_conv_wino_scratch_bytes(&geom);
+        need = wino_need > need ? wino_need : need;
+    }
     char *base = nas_graph_scratch(g, need);
     if (base == NULL) {
         return NAS_ERR_NOMEM;
+    }
+    if (wino) {
+        nas_conv_wino_forward(&geom, n->src[0]->data, n->src[1]->data, n->data, (float *)base);
+        return NAS_OK;
     }
     /* training keeps the blocked x in aux for the weight gradient */
     void *keep = NULL;
@@ -824,12 +841,20 @@ nas_status nas_conv_dnnl_backward(nas_graph *g, nas_node *n, unsigned *done) {
     conv_entry *bd = bp.data, *bw = bp.weights;
     const conv_entry *fw = bp.fwd;
     const size_t bd_total = bd != NULL ? align_up(bd->total) : 0;
-    char *base = nas_graph_scratch(g, bp.scratch);
+    const nas_conv_geom geom = nas_conv_geom_of(n);
+    const int wino = bd != NULL && wino_runs(c, n, &geom);
+    const size_t wino_need = wino ? nas_conv_wino_scratch_bytes(&geom) : 0;
+    char *base = nas_graph_scratch(g, wino_need > bp.scratch ? wino_need : bp.scratch);
     if (base == NULL) {
         return NAS_ERR_NOMEM;
     }
     dnnl_status_t s = dnnl_success;
-    if (bd != NULL) {
+    if (wino) {
+        nas_conv_wino_backward_data(&geom, n->grad, n->src[1]->data, n->src[0]->grad,
+                                    !nas_grad_first(n, 0), (float *)base);
+        *done |= 1u;
+        bd = NULL; /* no blocked dy of its own for the weight pass to reuse */
+    } else if (bd != NULL) {
         s = run_bwd_data(c, bd, base, n, NULL);
         if (s != dnnl_success) {
             return backend_error(g->ctx, "backward data", s);
@@ -860,7 +885,6 @@ nas_status nas_conv_dnnl_backward(nas_graph *g, nas_node *n, unsigned *done) {
         }
         *done |= 2u;
     } else if (has_bias && n->src[2]->grad != NULL) {
-        const nas_conv_geom geom = nas_conv_geom_of(n);
         nas_conv_bias_grad(&geom, n->grad, n->src[2]->grad);
         *done |= 2u;
     }
