@@ -308,6 +308,8 @@ static void test_own_winograd(void) {
     static const char *names[REGION_TENSORS] = {"y", "dx", "dw_a", "dw_b", "dw_d"};
     const region_case cases[] = {
         {2, 16, 8, 12, 16},  {3, 32, 12, 8, 16}, {2, 16, 16, 16, 32},
+        {2, 64, 8, 8, 32},  /* 64 channels: our weight gradient, oneDNN's other passes */
+        {9, 16, 32, 32, 16}, /* enough tiles per thread for several chunks of batches */
         {2, 16, 10, 9, 16}, /* not a multiple of 4: oneDNN */
     };
     const int avx512 = __builtin_cpu_supports("avx512f");

@@ -628,12 +628,13 @@ static int native_of(const nas_node *n) {
     return (n->src[0]->block != 0 ? NATIVE_X : 0) | (n->block != 0 ? NATIVE_Y : 0);
 }
 
-/* Our Winograd (conv_wino.c) runs the forward and data passes of the 16- and 32-channel 3x3
- * convs whose two sides the planner put in the 16-channel blocked layout; the weight gradient
- * stays with oneDNN. Off with the rest of Winograd (NAS_CONV_WINOGRAD=0). */
-static int wino_runs(const conv_cache *c, const nas_node *n, const nas_conv_geom *g) {
+/* Our Winograd (conv_wino.c) runs the forward and data passes (`weights` 0) of the 16- and
+ * 32-channel 3x3 convs whose two sides the planner put in the 16-channel blocked layout, and their
+ * weight gradients (`weights` 1) up to 64 channels. Off with the rest of Winograd
+ * (NAS_CONV_WINOGRAD=0). */
+static int wino_runs(const conv_cache *c, const nas_node *n, const nas_conv_geom *g, int weights) {
     return c->winograd && n->block == 16 && n->src[0]->block == 16 &&
-           nas_conv_wino_suits(g, n->n_src == 3);
+           nas_conv_wino_suits(g, n->n_src == 3, weights);
 }
 
 /* What a backward of node n runs: the data and weight passes it needs (NULL when that gradient
@@ -722,8 +723,8 @@ nas_status nas_conv_dnnl_forward(nas_graph *g, nas_node *n) {
             need = bp.scratch > need ? bp.scratch : need;
         }
     }
-    const int wino = wino_runs(c, n, &geom);
-    if (wino) { /* for the forward and the data pass */
+    const int wino = wino_runs(c, n, &geom, 0);
+    if (wino || (pass == PASS_FWD_TRAIN && wino_runs(c, n, &geom, 1))) { /* any of its passes */
         const size_t wino_need = nas_conv_wino_scratch_bytes(&geom);
         need = wino_need > need ? wino_need : need;
     }
@@ -842,8 +843,9 @@ nas_status nas_conv_dnnl_backward(nas_graph *g, nas_node *n, unsigned *done) {
     const conv_entry *fw = bp.fwd;
     const size_t bd_total = bd != NULL ? align_up(bd->total) : 0;
     const nas_conv_geom geom = nas_conv_geom_of(n);
-    const int wino = bd != NULL && wino_runs(c, n, &geom);
-    const size_t wino_need = wino ? nas_conv_wino_scratch_bytes(&geom) : 0;
+    const int wino = bd != NULL && wino_runs(c, n, &geom, 0);
+    const int wino_weights = bw != NULL && wino_runs(c, n, &geom, 1);
+    const size_t wino_need = wino || wino_weights ? nas_conv_wino_scratch_bytes(&geom) : 0;
     char *base = nas_graph_scratch(g, wino_need > bp.scratch ? wino_need : bp.scratch);
     if (base == NULL) {
         return NAS_ERR_NOMEM;
@@ -861,7 +863,11 @@ nas_status nas_conv_dnnl_backward(nas_graph *g, nas_node *n, unsigned *done) {
         }
         *done |= 1u;
     }
-    if (bw != NULL) {
+    if (wino_weights) {
+        nas_conv_wino_backward_weights(&geom, n->src[0]->data, n->grad, n->src[1]->grad,
+                                       (float *)base);
+        *done |= 2u;
+    } else if (bw != NULL) {
         /* reuse what is already blocked: dy from the data pass, x from the forward */
         void *dy_ready = NULL, *x_ready = NULL;
         const dnnl_memory_desc_t *bw_dy =

@@ -33,20 +33,30 @@ enum {
     POS = 36,            /* transformed positions of a 6x6 tile */
     TILES = 8,           /* tiles per GEMM step */
     BLOCK_FLOATS = POS * LANES * LANES, /* transformed weights of one 16x16 channel block pair */
-    ALIGN_FLOATS = 16    /* 64 bytes */
+    ALIGN_FLOATS = 16,   /* 64 bytes */
+    /* Weight gradient: tiles per accumulation batch, and the stride of a position's row of a
+     * batch (padded by one vector: power-of-two strides between rows ran 1.5-2x slower). */
+    WTILES = 24,
+    WSTRIDE = WTILES * LANES + LANES,
+    /* Batches summed in registers-then-memory before they are added to the running sum, so
+     * rounding grows with the number of chunks, not of tiles. */
+    CHUNK_BATCHES = 8
 };
 
-int nas_conv_wino_suits(const nas_conv_geom *c, int has_bias) {
+int nas_conv_wino_suits(const nas_conv_geom *c, int has_bias, int weights) {
 #if WINO_AVX512
-    /* channels 16 and 32: where it beats oneDNN (see the header); output tiles cover the image
-     * exactly (partial tiles waste up to 3/4 of a tile's work) */
+    /* channels 16 and 32 (64 too for the weight gradient): where it beats oneDNN (see the
+     * header); output tiles cover the image exactly (partial tiles waste up to 3/4 of a tile) */
+    const int64_t widest = weights ? 64 : 32;
     return !has_bias && c->groups == 1 && c->KH == 3 && c->KW == 3 && c->sh == 1 && c->sw == 1 &&
            c->ph == 1 && c->pw == 1 && c->dh == 1 && c->dw == 1 && c->OH == c->H &&
-           c->OW == c->W && c->H % 4 == 0 && c->W % 4 == 0 && (c->C == 16 || c->C == 32) &&
-           (c->O == 16 || c->O == 32) && __builtin_cpu_supports("avx512f");
+           c->OW == c->W && c->H % 4 == 0 && c->W % 4 == 0 && c->C % LANES == 0 &&
+           c->O % LANES == 0 && c->C <= widest && c->O <= widest &&
+           __builtin_cpu_supports("avx512f");
 #else
     (void)c;
     (void)has_bias;
+    (void)weights;
     return 0;
 #endif
 }
@@ -57,11 +67,20 @@ static int64_t thread_floats(int64_t in) {
     return (in / LANES) * POS * TILES * LANES + TILES * POS * LANES;
 }
 
+/* The weight gradient's per-thread buffers: the running sum of the transformed gradient dU
+ * ([OB][CB][36][16 in][16 out]), the partial sum of the current chunk of tile batches, and the
+ * transformed inputs V and output gradients Ybar of one batch ([blocks][36][WSTRIDE]). */
+static int64_t weights_thread_floats(const nas_conv_geom *c) {
+    const int64_t CB = c->C / LANES, OB = c->O / LANES;
+    return 2 * OB * CB * BLOCK_FLOATS + (CB + OB) * POS * WSTRIDE;
+}
+
 size_t nas_conv_wino_scratch_bytes(const nas_conv_geom *c) {
     const int64_t weights = (c->O / LANES) * (c->C / LANES) * BLOCK_FLOATS;
     const int64_t widest = c->C > c->O ? c->C : c->O;
-    return (size_t)(weights + thread_floats(widest) * nas_max_threads() + ALIGN_FLOATS) *
-           sizeof(float);
+    const int64_t data = weights + thread_floats(widest) * nas_max_threads();
+    const int64_t grad = weights_thread_floats(c) * nas_max_threads();
+    return (size_t)((data > grad ? data : grad) + ALIGN_FLOATS) * sizeof(float);
 }
 
 static float *align64(float *p) {
@@ -69,12 +88,13 @@ static float *align64(float *p) {
 }
 
 /* 1-D weight transform G g: 3 taps -> 6 positions (in double: U is rounded once). */
-static void weight_1d(const double g[3], double u[6]) {
-    u[0] = g[0] / 4;
-    u[1] = -(g[0] + g[1] + g[2]) / 6;
-    u[2] = -(g[0] - g[1] + g[2]) / 6;
-    u[3] = g[0] / 24 + g[1] / 12 + g[2] / 6;
-    u[4] = g[0] / 24 - g[1] / 12 + g[2] / 6;
+static inline void weight_1d(const double g[3], double u[6]) {
+    const double sixth = 1.0 / 6.0, twelfth = 1.0 / 12.0, twentyfourth = 1.0 / 24.0;
+    u[0] = g[0] * 0.25;
+    u[1] = -(g[0] + g[1] + g[2]) * sixth;
+    u[2] = -(g[0] - g[1] + g[2]) * sixth;
+    u[3] = g[0] * twentyfourth + g[1] * twelfth + g[2] * sixth;
+    u[4] = g[0] * twentyfourth - g[1] * twelfth + g[2] * sixth;
     u[5] = g[2];
 }
 
@@ -140,24 +160,24 @@ static void weights_transform(const nas_conv_geom *c, const float *w, int flip, 
 WINO_TARGET static void input_tile(const float *x, int64_t H, int64_t W, int64_t ih0, int64_t iw0,
                                    float *V, int64_t stride) {
     __m512 d[6][6], t[6][6];
-    for (int i = 0; i < 6; i++) {
+    _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) {
         const int64_t ih = ih0 + i;
-        for (int j = 0; j < 6; j++) {
+        _Pragma("GCC unroll 6") for (int j = 0; j < 6; j++) {
             const int64_t iw = iw0 + j;
             d[i][j] = ih >= 0 && ih < H && iw >= 0 && iw < W
                           ? _mm512_loadu_ps(x + (ih * W + iw) * LANES)
                           : _mm512_setzero_ps();
         }
     }
-    for (int j = 0; j < 6; j++) {
+    _Pragma("GCC unroll 6") for (int j = 0; j < 6; j++) {
         WINO_BT(d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j], t[0][j], t[1][j], t[2][j],
                 t[3][j], t[4][j], t[5][j]);
     }
-    for (int i = 0; i < 6; i++) {
+    _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) {
         __m512 o[6];
         WINO_BT(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], o[0], o[1], o[2], o[3], o[4],
                 o[5]);
-        for (int j = 0; j < 6; j++) {
+        _Pragma("GCC unroll 6") for (int j = 0; j < 6; j++) {
             _mm512_store_ps(V + (i * 6 + j) * stride, o[j]);
         }
     }
@@ -168,18 +188,18 @@ WINO_TARGET static void input_tile(const float *x, int64_t H, int64_t W, int64_t
 WINO_TARGET static void output_tile(const float *M, float *y, int64_t W, int64_t oh0, int64_t ow0,
                                     int add) {
     __m512 t[4][6];
-    for (int j = 0; j < 6; j++) {
+    _Pragma("GCC unroll 6") for (int j = 0; j < 6; j++) {
         __m512 m[6];
-        for (int i = 0; i < 6; i++) {
+        _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) {
             m[i] = _mm512_load_ps(M + (i * 6 + j) * LANES);
         }
         WINO_AT(m[0], m[1], m[2], m[3], m[4], m[5], t[0][j], t[1][j], t[2][j], t[3][j]);
     }
-    for (int i = 0; i < 4; i++) {
+    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {
         __m512 o[4];
         WINO_AT(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], o[0], o[1], o[2], o[3]);
         float *row = y + ((oh0 + i) * W + ow0) * LANES;
-        for (int j = 0; j < 4; j++) {
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
             if (add) {
                 o[j] = _mm512_add_ps(o[j], _mm512_loadu_ps(row + j * LANES));
             }
@@ -211,6 +231,26 @@ WINO_TARGET static void tile_products(const float *U, const float *V, int64_t IB
     }
 }
 
+/* Rows [r0, r1] (clamped to the plane) of `blocks` consecutive channel-block planes [H][W][16]
+ * fetched into cache ahead of use: the tiles' six-row windows defeat the hardware prefetchers,
+ * and a pass over cold activations ran at a third of the memory bandwidth without this. */
+static void prefetch_rows(const float *planes, int64_t blocks, int64_t H, int64_t W, int64_t r0,
+                          int64_t r1, int for_write) {
+    r0 = r0 < 0 ? 0 : r0;
+    r1 = r1 > H - 1 ? H - 1 : r1;
+    const int64_t bytes = (r1 - r0 + 1) * W * LANES * (int64_t)sizeof(float);
+    for (int64_t b = 0; b < blocks && bytes > 0; b++) {
+        const char *p = (const char *)(planes + (b * H + r0) * W * LANES);
+        for (int64_t off = 0; off < bytes; off += 64) {
+            if (for_write) {
+                __builtin_prefetch(p + off, 1, 3);
+            } else {
+                __builtin_prefetch(p + off, 0, 3);
+            }
+        }
+    }
+}
+
 /* y (= or +=) conv(x, U) for blocked x [N][in/16][H][W][16] and y [N][out/16][H][W][16]. */
 WINO_TARGET static void wino_run(const float *x, const float *U, float *y, int64_t N, int64_t in,
                                  int64_t out, int64_t H, int64_t W, int add, float *scratch) {
@@ -223,6 +263,14 @@ WINO_TARGET static void wino_run(const float *x, const float *U, float *y, int64
         for (int64_t item = i0; item < i1; item++) {
             const int64_t n = item / groups, t0 = item % groups * TILES;
             const int64_t nt = NT - t0 < TILES ? NT - t0 : TILES;
+            if (item + 1 < i1) { /* the next group's input window and output rows */
+                const int64_t n1 = (item + 1) / groups, first = (item + 1) % groups * TILES;
+                const int64_t last = (first + TILES < NT ? first + TILES : NT) - 1;
+                prefetch_rows(x + n1 * IB * H * W * LANES, IB, H, W, first / TW * 4 - 1,
+                              last / TW * 4 + 4, 0);
+                prefetch_rows(y + n1 * OB * H * W * LANES, OB, H, W, first / TW * 4,
+                              last / TW * 4 + 3, 1);
+            }
             for (int64_t ib = 0; ib < IB; ib++) {
                 const float *plane = x + (n * IB + ib) * H * W * LANES;
                 for (int64_t t = 0; t < nt; t++) {
@@ -237,6 +285,172 @@ WINO_TARGET static void wino_run(const float *x, const float *U, float *y, int64
                     output_tile(M + t * POS * LANES, plane, W, (t0 + t) / TW * 4,
                                 (t0 + t) % TW * 4, add);
                 }
+            }
+        }
+    }
+}
+
+/* ---- weight gradient: dU[o][c] = sum over tiles of (A dY Aᵀ)[o] ⊙ (Bᵀ d B)[c], dw += Gᵀ dU G */
+
+/* 1-D output-gradient transform A dy: 4 -> 6 (A is Aᵀ transposed). */
+#define WINO_A(y0, y1, y2, y3, m0, m1, m2, m3, m4, m5)                                             \
+    do {                                                                                           \
+        const __m512 even = _mm512_add_ps(y0, y2), odd = _mm512_add_ps(y1, y3);                    \
+        const __m512 even4 = _mm512_fmadd_ps(_mm512_set1_ps(4.f), y2, y0);                         \
+        const __m512 odd4 = _mm512_mul_ps(_mm512_set1_ps(2.f),                                     \
+                                          _mm512_fmadd_ps(_mm512_set1_ps(4.f), y3, y1));           \
+        m0 = y0;                                                                                   \
+        m1 = _mm512_add_ps(even, odd);                                                             \
+        m2 = _mm512_sub_ps(even, odd);                                                             \
+        m3 = _mm512_add_ps(even4, odd4);                                                           \
+        m4 = _mm512_sub_ps(even4, odd4);                                                           \
+        m5 = y3;                                                                                   \
+    } while (0)
+
+/* A dY Aᵀ of the 4x4 gradient tile at (oh0, ow0) of a plane [H][W][16] (inside the plane: the
+ * tiles cover it exactly); position p goes to Yb[p * stride]. */
+WINO_TARGET static void gradient_tile(const float *dy, int64_t W, int64_t oh0, int64_t ow0,
+                                      float *Yb, int64_t stride) {
+    __m512 t[6][4];
+    const float *at = dy + (oh0 * W + ow0) * LANES;
+    _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
+        const __m512 y0 = _mm512_loadu_ps(at + j * LANES),
+                     y1 = _mm512_loadu_ps(at + (W + j) * LANES),
+                     y2 = _mm512_loadu_ps(at + (2 * W + j) * LANES),
+                     y3 = _mm512_loadu_ps(at + (3 * W + j) * LANES);
+        WINO_A(y0, y1, y2, y3, t[0][j], t[1][j], t[2][j], t[3][j], t[4][j], t[5][j]);
+    }
+    _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) {
+        __m512 o[6];
+        WINO_A(t[i][0], t[i][1], t[i][2], t[i][3], o[0], o[1], o[2], o[3], o[4], o[5]);
+        _Pragma("GCC unroll 6") for (int j = 0; j < 6; j++) {
+            _mm512_store_ps(Yb + (i * 6 + j) * stride, o[j]);
+        }
+    }
+}
+
+/* dU[16 in][16 out] = (init) or += the sum over a batch's nt tiles of Yb[t][out] * V[t][in]:
+ * 16 accumulators stay in registers through the batch. */
+WINO_TARGET static void accumulate(float *restrict dU, const float *restrict Yb,
+                                   const float *restrict V, int64_t nt, int init) {
+    __m512 acc[LANES];
+    _Pragma("GCC unroll 16") for (int i = 0; i < LANES; i++) {
+        acc[i] = init ? _mm512_setzero_ps() : _mm512_load_ps(dU + i * LANES);
+    }
+    for (int64_t t = 0; t < nt; t++) {
+        const __m512 g = _mm512_load_ps(Yb + t * LANES);
+        const float *v = V + t * LANES;
+        _Pragma("GCC unroll 16") for (int i = 0; i < LANES; i++) {
+            acc[i] = _mm512_fmadd_ps(g, _mm512_set1_ps(v[i]), acc[i]);
+        }
+    }
+    _Pragma("GCC unroll 16") for (int i = 0; i < LANES; i++) {
+        _mm512_store_ps(dU + i * LANES, acc[i]);
+    }
+}
+
+/* Each thread sums dU over its contiguous share of the (image, tile) pairs into its own buffer:
+ * batches of WTILES tiles, CHUNK_BATCHES batches to a partial sum, partial sums to the running
+ * sum. Returns the team size (the buffers weights_finish reduces). */
+WINO_TARGET static int weights_accumulate(const nas_conv_geom *c, const float *x, const float *dy,
+                                          float *scratch) {
+    const int64_t CB = c->C / LANES, OB = c->O / LANES, H = c->H, W = c->W, TW = W / 4;
+    const int64_t NT = (H / 4) * TW, DU = OB * CB * BLOCK_FLOATS, per = weights_thread_floats(c);
+    int team = 1;
+    NAS_OMP_PARALLEL {
+        const int tid = nas_thread_id();
+        if (tid == 0) {
+            team = nas_thread_count();
+        }
+        float *sum = scratch + per * tid, *part = sum + DU, *V = part + DU;
+        float *Yb = V + CB * POS * WSTRIDE;
+        int64_t g0, g1;
+        nas_split_range(c->N * NT, nas_thread_count(), tid, &g0, &g1);
+        if (g0 == g1) {
+            memset(sum, 0, sizeof(float) * (size_t)DU);
+        }
+        for (int64_t gb = g0, batch = 0; gb < g1; gb += WTILES, batch++) {
+            const int64_t nt = g1 - gb < WTILES ? g1 - gb : WTILES;
+            for (int64_t t = 0; t < nt; t++) {
+                const int64_t n = (gb + t) / NT, oh0 = (gb + t) % NT / TW * 4;
+                const int64_t ow0 = (gb + t) % TW * 4;
+                for (int64_t ib = 0; ib < CB; ib++) {
+                    input_tile(x + (n * CB + ib) * H * W * LANES, H, W, oh0 - 1, ow0 - 1,
+                               V + ib * POS * WSTRIDE + t * LANES, WSTRIDE);
+                }
+                for (int64_t ob = 0; ob < OB; ob++) {
+                    gradient_tile(dy + (n * OB + ob) * H * W * LANES, W, oh0, ow0,
+                                  Yb + ob * POS * WSTRIDE + t * LANES, WSTRIDE);
+                }
+            }
+            float *into = batch < CHUNK_BATCHES ? sum : part;
+            const int first = batch % CHUNK_BATCHES == 0;
+            for (int p = 0; p < POS; p++) {
+                for (int64_t ob = 0; ob < OB; ob++) {
+                    for (int64_t ib = 0; ib < CB; ib++) {
+                        accumulate(into + ((ob * CB + ib) * POS + p) * LANES * LANES,
+                                   Yb + (ob * POS + p) * WSTRIDE, V + (ib * POS + p) * WSTRIDE, nt,
+                                   first);
+                    }
+                }
+            }
+            const int chunk_done = batch % CHUNK_BATCHES == CHUNK_BATCHES - 1 || gb + nt >= g1;
+            if (into == part && chunk_done) {
+                for (int64_t i = 0; i < DU; i += LANES) {
+                    _mm512_store_ps(sum + i, _mm512_add_ps(_mm512_load_ps(sum + i),
+                                                           _mm512_load_ps(part + i)));
+                }
+            }
+        }
+    }
+    return team;
+}
+
+/* Gᵀ u for one column of six transformed taps: 6 -> 3. */
+#define WINO_GT(u, r0, r1, r2)                                                                     \
+    do {                                                                                           \
+        const __m512 quarter = _mm512_set1_ps(1.f / 4), sixth = _mm512_set1_ps(1.f / 6);           \
+        const __m512 twelfth = _mm512_set1_ps(1.f / 12), l24 = _mm512_set1_ps(1.f / 24);           \
+        const __m512 s12 = _mm512_add_ps(u[1], u[2]), d21 = _mm512_sub_ps(u[2], u[1]);             \
+        const __m512 s34 = _mm512_add_ps(u[3], u[4]), d34 = _mm512_sub_ps(u[3], u[4]);             \
+        r0 = _mm512_fmadd_ps(quarter, u[0], _mm512_fmsub_ps(l24, s34, _mm512_mul_ps(sixth, s12))); \
+        r1 = _mm512_fmadd_ps(sixth, d21, _mm512_mul_ps(twelfth, d34));                             \
+        r2 = _mm512_fmadd_ps(sixth, _mm512_sub_ps(s34, s12), u[5]);                                \
+    } while (0)
+
+/* dw += Gᵀ (sum over the team's buffers, in thread order) G, one (in channel, 16 out channels)
+ * row at a time. */
+WINO_TARGET static void weights_finish(const nas_conv_geom *c, const float *scratch, int team,
+                                       float *dw) {
+    const int64_t CB = c->C / LANES, OB = c->O / LANES, per = weights_thread_floats(c);
+    NAS_OMP_FOR
+    for (int64_t r = 0; r < OB * CB * LANES; r++) {
+        const int64_t ob = r / (CB * LANES), ib = r / LANES % CB, lane = r % LANES;
+        const float *row = scratch + (ob * CB + ib) * BLOCK_FLOATS + lane * LANES;
+        __m512 cols[3][6];
+        _Pragma("GCC unroll 6") for (int j = 0; j < 6; j++) {
+            __m512 u[6];
+            _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) {
+                u[i] = _mm512_load_ps(row + (i * 6 + j) * LANES * LANES);
+                for (int k = 1; k < team; k++) {
+                    u[i] = _mm512_add_ps(u[i],
+                                         _mm512_load_ps(row + k * per + (i * 6 + j) * LANES * LANES));
+                }
+            }
+            WINO_GT(u, cols[0][j], cols[1][j], cols[2][j]);
+        }
+        float taps[9][LANES] __attribute__((aligned(64)));
+        _Pragma("GCC unroll 3") for (int k = 0; k < 3; k++) {
+            __m512 r0, r1, r2;
+            WINO_GT(cols[k], r0, r1, r2);
+            _mm512_store_ps(taps[k * 3], r0);
+            _mm512_store_ps(taps[k * 3 + 1], r1);
+            _mm512_store_ps(taps[k * 3 + 2], r2);
+        }
+        for (int o = 0; o < LANES; o++) {
+            float *d = dw + ((ob * LANES + o) * c->C + ib * LANES + lane) * 9;
+            for (int k = 0; k < 9; k++) {
+                d[k] += taps[k][o];
             }
         }
     }
@@ -265,4 +479,15 @@ void nas_conv_wino_forward(const nas_conv_geom *c, const float *x, const float *
 void nas_conv_wino_backward_data(const nas_conv_geom *c, const float *dy, const float *w,
                                  float *dx, int add, float *scratch) {
     conv_with(c, dy, w, 1, dx, add, scratch);
+}
+
+void nas_conv_wino_backward_weights(const nas_conv_geom *c, const float *x, const float *dy,
+                                    float *dw, float *scratch) {
+#if WINO_AVX512
+    float *buffers = align64(scratch);
+    const int team = weights_accumulate(c, x, dy, buffers);
+    weights_finish(c, buffers, team, dw);
+#else
+    (void)c, (void)x, (void)dy, (void)dw, (void)scratch;
+#endif
 }
