@@ -87,46 +87,6 @@ static float *align64(float *p) {
     return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
 }
 
-/* 1-D weight transform G g: 3 taps -> 6 positions (in double: U is rounded once). */
-static inline void weight_1d(const double g[3], double u[6]) {
-    const double sixth = 1.0 / 6.0, twelfth = 1.0 / 12.0, twentyfourth = 1.0 / 24.0;
-    u[0] = g[0] * 0.25;
-    u[1] = -(g[0] + g[1] + g[2]) * sixth;
-    u[2] = -(g[0] - g[1] + g[2]) * sixth;
-    u[3] = g[0] * twentyfourth + g[1] * twelfth + g[2] * sixth;
-    u[4] = g[0] * twentyfourth - g[1] * twelfth + g[2] * sixth;
-    u[5] = g[2];
-}
-
-/* U[ob][ib][pos][16 in][16 out] = G g Gᵀ for each (out, in) channel pair of w [O][C][3][3].
- * flip: the data gradient's kernel (out = C, in = O, taps reversed). */
-static void weights_transform(const nas_conv_geom *c, const float *w, int flip, float *U) {
-    const int64_t out = flip ? c->C : c->O, in = flip ? c->O : c->C, IB = in / LANES;
-    for (int64_t a = 0; a < out; a++) {
-        for (int64_t b = 0; b < in; b++) {
-            const float *k = flip ? w + (b * c->C + a) * 9 : w + (a * c->C + b) * 9;
-            double rows[6][3], u[6][6];
-            for (int j = 0; j < 3; j++) {
-                const double col[3] = {k[flip ? 8 - j : j], k[flip ? 5 - j : 3 + j],
-                                       k[flip ? 2 - j : 6 + j]};
-                double t[6];
-                weight_1d(col, t);
-                for (int i = 0; i < 6; i++) {
-                    rows[i][j] = t[i];
-                }
-            }
-            for (int i = 0; i < 6; i++) {
-                weight_1d(rows[i], u[i]);
-            }
-            float *dst = U + ((a / LANES) * IB + b / LANES) * BLOCK_FLOATS + (b % LANES) * LANES +
-                         a % LANES;
-            for (int p = 0; p < POS; p++) {
-                dst[p * LANES * LANES] = (float)u[p / 6][p % 6];
-            }
-        }
-    }
-}
-
 #if WINO_AVX512
 /* 1-D input transform Bᵀ d: 6 -> 6. */
 #define WINO_BT(d0, d1, d2, d3, d4, d5, o0, o1, o2, o3, o4, o5)                                    \
@@ -154,6 +114,56 @@ static void weights_transform(const nas_conv_geom *c, const float *w, int flip, 
         y2 = _mm512_fmadd_ps(_mm512_set1_ps(4.f), a34, a12);                                       \
         y3 = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.f), s34, s12), m5);                    \
     } while (0)
+
+/* 1-D weight transform G g: 3 taps -> 6 positions, on 16 output channels at once. */
+#define WINO_G(g0, g1, g2, u)                                                                      \
+    do {                                                                                           \
+        const __m512 sixth = _mm512_set1_ps(1.f / 6), twelfth = _mm512_set1_ps(1.f / 12);          \
+        const __m512 l24 = _mm512_set1_ps(1.f / 24);                                               \
+        const __m512 outer = _mm512_add_ps(g0, g2);                                                \
+        const __m512 near = _mm512_fmadd_ps(l24, g0, _mm512_mul_ps(sixth, g2));                    \
+        u[0] = _mm512_mul_ps(_mm512_set1_ps(0.25f), g0);                                           \
+        u[1] = _mm512_mul_ps(_mm512_set1_ps(-1.f / 6), _mm512_add_ps(outer, g1));                  \
+        u[2] = _mm512_mul_ps(_mm512_set1_ps(-1.f / 6), _mm512_sub_ps(outer, g1));                  \
+        u[3] = _mm512_fmadd_ps(twelfth, g1, near);                                                 \
+        u[4] = _mm512_fnmadd_ps(twelfth, g1, near);                                                \
+        u[5] = g2;                                                                                 \
+    } while (0)
+
+/* U[ob][ib][pos][16 in][16 out] = G g Gᵀ for each (out, in) channel pair of w [O][C][3][3],
+ * 16 output channels per vector (their taps gathered). flip: the data gradient's kernel
+ * (out = C, in = O, taps reversed). */
+WINO_TARGET static void weights_transform(const nas_conv_geom *c, const float *w, int flip,
+                                          float *U) {
+    const int64_t out = flip ? c->C : c->O, in = flip ? c->O : c->C, IB = in / LANES;
+    /* lane stride of a tap: the next output channel's kernel */
+    const __m512i lanes = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6,
+                                                                5, 4, 3, 2, 1, 0),
+                                             _mm512_set1_epi32((int)(flip ? 9 : c->C * 9)));
+    for (int64_t ob = 0; ob < out / LANES; ob++) {
+        for (int64_t b = 0; b < in; b++) {
+            const float *k = flip ? w + (b * c->C + ob * LANES) * 9 + 8
+                                  : w + (ob * LANES * c->C + b) * 9;
+            __m512 tap[9], t[6][3], u[6];
+            for (int i = 0; i < 9; i++) {
+                tap[i] = _mm512_i32gather_ps(lanes, k + (flip ? -i : i), 4);
+            }
+            for (int j = 0; j < 3; j++) {
+                WINO_G(tap[j], tap[3 + j], tap[6 + j], u);
+                for (int i = 0; i < 6; i++) {
+                    t[i][j] = u[i];
+                }
+            }
+            float *dst = U + (ob * IB + b / LANES) * BLOCK_FLOATS + (b % LANES) * LANES;
+            for (int i = 0; i < 6; i++) {
+                WINO_G(t[i][0], t[i][1], t[i][2], u);
+                for (int j = 0; j < 6; j++) {
+                    _mm512_store_ps(dst + (i * 6 + j) * LANES * LANES, u[j]);
+                }
+            }
+        }
+    }
+}
 
 /* Bᵀ d B of the 6x6 tile at (ih0, iw0) of one channel block's plane [H][W][16] (zeros outside);
  * position p goes to V[p * stride]. */
