@@ -628,13 +628,12 @@ static int native_of(const nas_node *n) {
     return (n->src[0]->block != 0 ? NATIVE_X : 0) | (n->block != 0 ? NATIVE_Y : 0);
 }
 
-/* Our Winograd (conv_wino.c) runs the forward and data passes (`weights` 0) of the 16- and
- * 32-channel 3x3 convs whose two sides the planner put in the 16-channel blocked layout, and their
- * weight gradients (`weights` 1) up to 64 channels. Off with the rest of Winograd
+/* Our Winograd (conv_wino.c) runs every pass of the 3x3 convs with 16 to 64 channels whose two
+ * sides the planner put in the 16-channel blocked layout. Off with the rest of Winograd
  * (NAS_CONV_WINOGRAD=0). */
-static int wino_runs(const conv_cache *c, const nas_node *n, const nas_conv_geom *g, int weights) {
+static int wino_runs(const conv_cache *c, const nas_node *n, const nas_conv_geom *g) {
     return c->winograd && n->block == 16 && n->src[0]->block == 16 &&
-           nas_conv_wino_suits(g, n->n_src == 3, weights);
+           nas_conv_wino_suits(g, n->n_src == 3);
 }
 
 /* What a backward of node n runs: the data and weight passes it needs (NULL when that gradient
@@ -723,8 +722,8 @@ nas_status nas_conv_dnnl_forward(nas_graph *g, nas_node *n) {
             need = bp.scratch > need ? bp.scratch : need;
         }
     }
-    const int wino = wino_runs(c, n, &geom, 0);
-    if (wino || (pass == PASS_FWD_TRAIN && wino_runs(c, n, &geom, 1))) { /* any of its passes */
+    const int wino = wino_runs(c, n, &geom);
+    if (wino) { /* for all its passes */
         const size_t wino_need = nas_conv_wino_scratch_bytes(&geom);
         need = wino_need > need ? wino_need : need;
     }
@@ -843,15 +842,14 @@ nas_status nas_conv_dnnl_backward(nas_graph *g, nas_node *n, unsigned *done) {
     const conv_entry *fw = bp.fwd;
     const size_t bd_total = bd != NULL ? align_up(bd->total) : 0;
     const nas_conv_geom geom = nas_conv_geom_of(n);
-    const int wino = bd != NULL && wino_runs(c, n, &geom, 0);
-    const int wino_weights = bw != NULL && wino_runs(c, n, &geom, 1);
-    const size_t wino_need = wino || wino_weights ? nas_conv_wino_scratch_bytes(&geom) : 0;
+    const int wino = wino_runs(c, n, &geom);
+    const size_t wino_need = wino ? nas_conv_wino_scratch_bytes(&geom) : 0;
     char *base = nas_graph_scratch(g, wino_need > bp.scratch ? wino_need : bp.scratch);
     if (base == NULL) {
         return NAS_ERR_NOMEM;
     }
     dnnl_status_t s = dnnl_success;
-    if (wino) {
+    if (wino && bd != NULL) {
         nas_conv_wino_backward_data(&geom, n->grad, n->src[1]->data, n->src[0]->grad,
                                     !nas_grad_first(n, 0), (float *)base);
         *done |= 1u;
@@ -863,7 +861,7 @@ nas_status nas_conv_dnnl_backward(nas_graph *g, nas_node *n, unsigned *done) {
         }
         *done |= 1u;
     }
-    if (wino_weights) {
+    if (wino && bw != NULL) {
         nas_conv_wino_backward_weights(&geom, n->src[0]->data, n->grad, n->src[1]->grad,
                                        (float *)base);
         *done |= 2u;

@@ -82,12 +82,11 @@ void nas_conv_direct_backward_weights(const nas_conv_geom *c, const float *x, co
                                       float *dw, float *db, float *scratch);
 
 /* Winograd F(4x4, 3x3) on AVX-512 (conv_wino.c) for 3x3 stride-1 pad-1 convs without bias,
- * outputs a multiple of 4 high and wide, x and y in the 16-channel blocked layout (nChw16c):
- * the forward and data passes with 16 or 32 channels in and out (`weights` 0), the weight
- * gradient with 16, 32 or 64 (`weights` 1). `scratch` holds nas_conv_wino_scratch_bytes (any
+ * 16 to 64 channels in and out (multiples of 16), outputs a multiple of 4 high and wide, x and y
+ * in the 16-channel blocked layout (nChw16c). `scratch` holds nas_conv_wino_scratch_bytes (any
  * alignment; enough for every pass). forward stores y; backward_data stores dx, or adds to it
  * when `add`; backward_weights adds to dw. */
-int nas_conv_wino_suits(const nas_conv_geom *c, int has_bias, int weights);
+int nas_conv_wino_suits(const nas_conv_geom *c, int has_bias);
 size_t nas_conv_wino_scratch_bytes(const nas_conv_geom *c);
 void nas_conv_wino_forward(const nas_conv_geom *c, const float *x, const float *w, float *y,
                            float *scratch);

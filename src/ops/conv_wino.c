@@ -43,20 +43,17 @@ enum {
     CHUNK_BATCHES = 8
 };
 
-int nas_conv_wino_suits(const nas_conv_geom *c, int has_bias, int weights) {
+int nas_conv_wino_suits(const nas_conv_geom *c, int has_bias) {
 #if WINO_AVX512
-    /* channels 16 and 32 (64 too for the weight gradient): where it beats oneDNN (see the
-     * header); output tiles cover the image exactly (partial tiles waste up to 3/4 of a tile) */
-    const int64_t widest = weights ? 64 : 32;
+    /* 16 to 64 channels, where it beats oneDNN (see the header); output tiles cover the image
+     * exactly (partial tiles waste up to 3/4 of a tile) */
     return !has_bias && c->groups == 1 && c->KH == 3 && c->KW == 3 && c->sh == 1 && c->sw == 1 &&
            c->ph == 1 && c->pw == 1 && c->dh == 1 && c->dw == 1 && c->OH == c->H &&
            c->OW == c->W && c->H % 4 == 0 && c->W % 4 == 0 && c->C % LANES == 0 &&
-           c->O % LANES == 0 && c->C <= widest && c->O <= widest &&
-           __builtin_cpu_supports("avx512f");
+           c->O % LANES == 0 && c->C <= 64 && c->O <= 64 && __builtin_cpu_supports("avx512f");
 #else
     (void)c;
     (void)has_bias;
-    (void)weights;
     return 0;
 #endif
 }
@@ -261,39 +258,55 @@ static void prefetch_rows(const float *planes, int64_t blocks, int64_t H, int64_
     }
 }
 
-/* y (= or +=) conv(x, U) for blocked x [N][in/16][H][W][16] and y [N][out/16][H][W][16]. */
+/* Fetches into cache what `count` tiles from the (image, tile) index `first` on read: the input
+ * windows of x ([N][xb][H][W][16]) and the rows of y ([N][yb][H][W][16]: the output, for
+ * writing, or the output gradient). */
+static void prefetch_tiles(const float *x, int64_t xb, const float *y, int64_t yb, int64_t H,
+                           int64_t W, int64_t first, int64_t count, int y_for_write) {
+    const int64_t TW = W / 4, NT = (H / 4) * TW;
+    for (int64_t g = first; g < first + count;) {
+        const int64_t n = g / NT, left = first + count - g;
+        const int64_t in_image = NT - g % NT < left ? NT - g % NT : left;
+        const int64_t r0 = g % NT / TW * 4, r1 = (g + in_image - 1) % NT / TW * 4 + 3;
+        prefetch_rows(x + n * xb * H * W * LANES, xb, H, W, r0 - 1, r1 + 1, 0);
+        prefetch_rows(y + n * yb * H * W * LANES, yb, H, W, r0, r1, y_for_write);
+        g += in_image;
+    }
+}
+
+/* y (= or +=) conv(x, U) for blocked x [N][in/16][H][W][16] and y [N][out/16][H][W][16]. The
+ * (image, tile) pairs are numbered across the batch and taken TILES at a time, so groups stay
+ * full where an image has few tiles (8x8: four). */
 WINO_TARGET static void wino_run(const float *x, const float *U, float *y, int64_t N, int64_t in,
                                  int64_t out, int64_t H, int64_t W, int add, float *scratch) {
     const int64_t IB = in / LANES, OB = out / LANES, TW = W / 4, NT = (H / 4) * TW;
-    const int64_t groups = (NT + TILES - 1) / TILES, per = thread_floats(in);
+    const int64_t total = N * NT, groups = (total + TILES - 1) / TILES, per = thread_floats(in);
+    const int64_t plane = H * W * LANES;
     NAS_OMP_PARALLEL {
         float *V = scratch + per * nas_thread_id(), *M = V + IB * POS * TILES * LANES;
         int64_t i0, i1;
-        nas_split_range(N * groups, nas_thread_count(), nas_thread_id(), &i0, &i1);
-        for (int64_t item = i0; item < i1; item++) {
-            const int64_t n = item / groups, t0 = item % groups * TILES;
-            const int64_t nt = NT - t0 < TILES ? NT - t0 : TILES;
-            if (item + 1 < i1) { /* the next group's input window and output rows */
-                const int64_t n1 = (item + 1) / groups, first = (item + 1) % groups * TILES;
-                const int64_t last = (first + TILES < NT ? first + TILES : NT) - 1;
-                prefetch_rows(x + n1 * IB * H * W * LANES, IB, H, W, first / TW * 4 - 1,
-                              last / TW * 4 + 4, 0);
-                prefetch_rows(y + n1 * OB * H * W * LANES, OB, H, W, first / TW * 4,
-                              last / TW * 4 + 3, 1);
+        nas_split_range(groups, nas_thread_count(), nas_thread_id(), &i0, &i1);
+        for (int64_t group = i0; group < i1; group++) {
+            const int64_t g0 = group * TILES, nt = total - g0 < TILES ? total - g0 : TILES;
+            if (group + 1 < i1) {
+                const int64_t next = g0 + TILES;
+                prefetch_tiles(x, IB, y, OB, H, W, next, total - next < TILES ? total - next : TILES,
+                               1);
             }
-            for (int64_t ib = 0; ib < IB; ib++) {
-                const float *plane = x + (n * IB + ib) * H * W * LANES;
-                for (int64_t t = 0; t < nt; t++) {
-                    input_tile(plane, H, W, (t0 + t) / TW * 4 - 1, (t0 + t) % TW * 4 - 1,
-                               V + (ib * POS * TILES + t) * LANES, TILES * LANES);
+            for (int64_t t = 0; t < nt; t++) {
+                const int64_t n = (g0 + t) / NT, tile = (g0 + t) % NT;
+                for (int64_t ib = 0; ib < IB; ib++) {
+                    input_tile(x + (n * IB + ib) * plane, H, W, tile / TW * 4 - 1,
+                               tile % TW * 4 - 1, V + (ib * POS * TILES + t) * LANES,
+                               TILES * LANES);
                 }
             }
             for (int64_t ob = 0; ob < OB; ob++) {
                 tile_products(U + ob * IB * BLOCK_FLOATS, V, IB, M);
-                float *plane = y + (n * OB + ob) * H * W * LANES;
                 for (int64_t t = 0; t < nt; t++) {
-                    output_tile(M + t * POS * LANES, plane, W, (t0 + t) / TW * 4,
-                                (t0 + t) % TW * 4, add);
+                    const int64_t n = (g0 + t) / NT, tile = (g0 + t) % NT;
+                    output_tile(M + t * POS * LANES, y + (n * OB + ob) * plane, W, tile / TW * 4,
+                                tile % TW * 4, add);
                 }
             }
         }
@@ -392,6 +405,10 @@ WINO_TARGET static int weights_accumulate(const nas_conv_geom *c, const float *x
                     gradient_tile(dy + (n * OB + ob) * H * W * LANES, W, oh0, ow0,
                                   Yb + ob * POS * WSTRIDE + t * LANES, WSTRIDE);
                 }
+            }
+            if (gb + nt < g1) {
+                prefetch_tiles(x, CB, dy, OB, H, W, gb + nt,
+                               g1 - gb - nt < WTILES ? g1 - gb - nt : WTILES, 0);
             }
             float *into = batch < CHUNK_BATCHES ? sum : part;
             const int first = batch % CHUNK_BATCHES == 0;
