@@ -3,6 +3,7 @@
  * runs) that bench_conv.sh pairs with PyTorch's. Built and run by bench/bench_conv.sh.
  * Usage: bench_conv [threads] */
 #include "nascent.h"
+#include "ops/conv_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +106,55 @@ static double time_conv(const shape *s, int train, int reps) {
     return med;
 }
 
+/* Our Winograd kernels (src/ops/conv_wino.c) alone, on blocked (nChw16c) buffers as the planner
+ * gives them inside a network: median ms of the forward, and of forward + data + weight passes,
+ * printed as "time conv_<name>_wino infer F train T" (compared with PyTorch's times for <name>
+ * by bench_conv_ratio.sh). The buffers stay in cache between repetitions; inside a network
+ * they come from memory and each pass is slower (bench/RESULTS.md). */
+static void time_wino(const shape *s, int reps) {
+    nas_conv_geom c = {.N = s->N, .C = s->C, .H = s->H, .W = s->H, .O = s->O, .KH = 3, .KW = 3,
+                       .OH = s->H, .OW = s->H, .sh = 1, .sw = 1, .ph = 1, .pw = 1, .dh = 1,
+                       .dw = 1, .groups = 1};
+    if (s->K != 3 || s->stride != 1 || s->groups != 1 || !nas_conv_wino_suits(&c, 0)) {
+        return;
+    }
+    const int64_t nx = c.N * c.C * c.H * c.W, ny = c.N * c.O * c.H * c.W, nw = c.O * c.C * 9;
+    float *x = malloc(sizeof(float) * (size_t)nx), *y = malloc(sizeof(float) * (size_t)ny);
+    float *dx = malloc(sizeof(float) * (size_t)nx), *w = malloc(sizeof(float) * (size_t)nw);
+    float *dw = calloc((size_t)nw, sizeof(float));
+    float *scratch = malloc(nas_conv_wino_scratch_bytes(&c));
+    nas_rng r = nas_rng_make(1, 0);
+    nas_rng_fill_normal(&r, x, nx, 0.0f, 1.0f);
+    nas_rng_fill_normal(&r, w, nw, 0.0f, 0.1f);
+    double *tf = malloc(sizeof(double) * (size_t)reps), *tt = malloc(sizeof(double) * (size_t)reps);
+    for (int i = -3; i < reps; i++) {
+        const double t0 = nas_now();
+        nas_conv_wino_forward(&c, x, w, y, scratch);
+        const double t1 = nas_now();
+        nas_conv_wino_backward_data(&c, y, w, dx, 0, scratch); /* y stands in for dy */
+        nas_conv_wino_backward_weights(&c, x, y, dw, scratch);
+        if (i >= 0) {
+            tf[i] = t1 - t0;
+            tt[i] = nas_now() - t0;
+        }
+    }
+    qsort(tf, (size_t)reps, sizeof(double), cmp_double);
+    qsort(tt, (size_t)reps, sizeof(double), cmp_double);
+    const double flops = 2.0 * (double)(nw * c.N * c.H * c.W);
+    printf("time conv_%s_wino infer %.4f train %.4f  (%.1f / %.1f GFLOP/s direct-equivalent)\n",
+           s->name, tf[reps / 2] * 1e3, tt[reps / 2] * 1e3, flops / tf[reps / 2] / 1e9,
+           3 * flops / tt[reps / 2] / 1e9);
+    fflush(stdout);
+    free(tf);
+    free(tt);
+    free(x);
+    free(y);
+    free(dx);
+    free(w);
+    free(dw);
+    free(scratch);
+}
+
 int main(int argc, char **argv) {
     nas_set_threads(argc > 1 ? atoi(argv[1]) : 2);
     const char *only = argc > 2 ? argv[2] : NULL;
@@ -121,6 +171,7 @@ int main(int argc, char **argv) {
         printf("time conv_%s infer %.4f train %.4f  (%.1f / %.1f GFLOP/s; cpu ms %.4f / %.4f)\n",
                s->name, inf, tr, flops / inf / 1e6, 3 * flops / tr / 1e6, inf_cpu, tr_cpu);
         fflush(stdout);
+        time_wino(s, 100);
     }
     return 0;
 }

@@ -11,7 +11,7 @@ threads=${1:-2}
 filter=${2:-}
 out=build/bench
 mkdir -p "$out"
-gcc -std=c11 -D_GNU_SOURCE -O2 -march=x86-64-v3 -fopenmp -Iinclude bench/bench_conv.c \
+gcc -std=c11 -D_GNU_SOURCE -O2 -march=x86-64-v3 -fopenmp -Iinclude -Isrc bench/bench_conv.c \
     lib/libnascent.a -ldnnl -lopenblas -ljansson -lsqlite3 -lz -lpthread -lm -o "$out/bench_conv"
 export OPENBLAS_NUM_THREADS=1
 "$out/bench_conv" "$threads" $filter | tee "$out/conv_ours.txt"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench_conv_ratio.sh THREADS TORCH.txt OURS.txt - the "speedup" lines of bench_conv.sh from the
-# two programs' "time conv_<name> infer <ms> train <ms> ... cpu ms <ms> / <ms>)" lines.
+# two programs' "time conv_<name> infer <ms> train <ms> ... cpu ms <ms> / <ms>)" lines; ours may add
+# "time conv_<name>_wino ..." lines (our Winograd kernels alone), compared with PyTorch's <name>.
 threads=$1
 awk -v cpu="$([ "$threads" = 1 ] && echo 1 || echo 0)" '
 function grab(line, v,   m) {   # v[1], v[2] = infer, train (CPU ms when cpu == 1)
@@ -10,4 +11,5 @@ function grab(line, v,   m) {   # v[1], v[2] = infer, train (CPU ms when cpu == 
     } else { v[1] = $4; v[2] = $6 }
 }
 FNR == NR { grab($0, t); ti[$2] = t[1]; tt[$2] = t[2]; next }
-($2 in ti) { grab($0, o); printf "speedup %s_infer %.2f\nspeedup %s_train %.2f\n", $2, ti[$2] / o[1], $2, tt[$2] / o[2] }' "$2" "$3"
+{ key = $2; sub(/_wino$/, "", key) }  # our Winograd kernels alone: against the same PyTorch conv
+(key in ti) { grab($0, o); printf "speedup %s_infer %.2f\nspeedup %s_train %.2f\n", $2, ti[key] / o[1], $2, tt[key] / o[2] }' "$2" "$3"

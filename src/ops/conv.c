@@ -1,9 +1,10 @@
 /* conv.c - the conv2d op: builder (shape checks), descriptor, and dispatch between the fast
  * paths (sgemm for 1x1: conv_gemm.c; AVX2 depthwise: conv_dw.c; AVX2 direct for stride-1 convs
- * with few input channels: conv_direct.c; oneDNN for the rest:
- * conv_dnnl.c) and the naive twin (conv_naive.c), the fallback when oneDNN rejects a case.
+ * with few input channels: conv_direct.c; oneDNN for the rest: conv_dnnl.c, which hands the
+ * 3x3 convs with 16-64 channels inside blocked regions to our AVX-512 Winograd, conv_wino.c) and
+ * the naive twin (conv_naive.c), the fallback when oneDNN rejects a case.
  * NAS_CONV_BACKEND=naive|dnnl (or nas_conv_set_backend) forces one path; NAS_CONV_WINOGRAD=0 keeps
- * oneDNN's training passes off Winograd (conv_dnnl.c says where it is used).
+ * every pass off Winograd, ours and oneDNN's (conv_dnnl.c and conv_wino.c say where they run).
  * x [N, C, H, W], w [O, C/groups, KH, KW], bias [O] or NULL -> y [N, O, OH, OW] with
  * OH = (H + 2 ph - dh (KH - 1) - 1) / sh + 1 (same for W). Backward accumulates into the grads
  * of x, w and bias that are not NULL, except dx where this conv writes it first (stored:

@@ -8,7 +8,9 @@
  * (sized by the planner) and reused by the weight gradient. Where the planner has put x or y
  * itself in the primitive's blocked layout (n->block, ops/layout.c) that side has no reorder at
  * all: the primitive reads and writes the node's buffers directly. Where the conv is the only
- * first writer of dx (nas_grad_first), the data pass stores dx instead of adding to it.
+ * first writer of dx (nas_grad_first), the data pass stores dx instead of adding to it. Convs
+ * that conv_wino.c suits (3x3, 16-64 channels, both sides blocked by 16) run our Winograd
+ * kernels on those buffers instead of primitives (wino_runs).
  *
  * Cache. A primitive set (descriptor, primitive, its reorders, memory objects with no data)
  * is created once per (pass, shape, arguments, thread count, flags) and kept in an open-addressing
@@ -219,7 +221,8 @@ static int engine_ready(conv_cache *c) {
  * passes with >= 32 channels in and out (>= 64 for the weight gradient), outputs a multiple of 4
  * high and wide and a batch of 16 or more; inference keeps oneDNN's NHWC direct kernels. The
  * choice depends on the shape (and whether the machine has AVX-512) alone, so scores stay
- * reproducible. Passes of one conv may mix the two algorithms (oneDNN takes either hint). */
+ * reproducible. Passes of one conv may mix the two algorithms (oneDNN takes either hint). Inside
+ * blocked regions the 16- to 64-channel convs run our own Winograd instead (wino_runs). */
 static int winograd_suits(const conv_cache *c, int pass, const nas_conv_geom *g) {
     const int64_t min_channels = pass == PASS_BWD_WEIGHTS ? 64 : 32;
     return c->winograd && pass != PASS_FWD_INFER && g->groups == 1 && g->KH == 3 && g->KW == 3 &&
