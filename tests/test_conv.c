@@ -288,7 +288,8 @@ static int region_exec(const region_case *rc, nas_conv_backend be, int winograd,
     const nas_tensor *from[REGION_TENSORS] = {y, x, w_a, w_b, w_d};
     for (int i = 0; i < REGION_TENSORS; i++) {
         out[i] = malloc(sizeof(float) * (size_t)numel[i]);
-        const float *src = ok ? (i == 0 ? nas_tensor_data(from[i]) : nas_tensor_grad(from[i])) : NULL;
+        const float *src =
+            ok ? (i == 0 ? nas_tensor_data(from[i]) : nas_tensor_grad(from[i])) : NULL;
         if (src != NULL) {
             memcpy(out[i], src, sizeof(float) * (size_t)numel[i]);
         } else {
@@ -308,9 +309,9 @@ static void test_own_winograd(void) {
     static const char *names[REGION_TENSORS] = {"y", "dx", "dw_a", "dw_b", "dw_d"};
     const region_case cases[] = {
         {2, 16, 8, 12, 16},  {3, 32, 12, 8, 16}, {2, 16, 16, 16, 32},
-        {16, 64, 8, 8, 32}, /* 64 channels: the widest ours takes (enough tiles for it) */
+        {16, 64, 8, 8, 32},  /* 64 channels: the widest ours takes (enough tiles for it) */
         {9, 16, 32, 32, 16}, /* enough tiles per thread for several chunks of batches */
-        {2, 16, 10, 9, 16}, /* not a multiple of 4: oneDNN */
+        {2, 16, 10, 9, 16},  /* not a multiple of 4: oneDNN */
     };
     const int avx512 = __builtin_cpu_supports("avx512f");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -325,14 +326,13 @@ static void test_own_winograd(void) {
         for (int t = 0; ok && t < REGION_TENSORS; t++) {
             const double e = rel_err(got[t], ref[t], numel[t]);
             CHECK(e < 1e-4, "N%lld C%lld %lldx%lld O%lld: %s rel err %g", (long long)rc->N,
-                  (long long)rc->C, (long long)rc->H, (long long)rc->W, (long long)rc->O,
-                  names[t], e);
+                  (long long)rc->C, (long long)rc->H, (long long)rc->W, (long long)rc->O, names[t],
+                  e);
             differs |= memcmp(got[t], off[t], sizeof(float) * (size_t)numel[t]) != 0;
         }
         const int expect_ours = avx512 && rc->H % 4 == 0 && rc->W % 4 == 0;
-        CHECK(!ok || differs == expect_ours,
-              "N%lld C%lld %lldx%lld: Winograd on and off %s", (long long)rc->N, (long long)rc->C,
-              (long long)rc->H, (long long)rc->W,
+        CHECK(!ok || differs == expect_ours, "N%lld C%lld %lldx%lld: Winograd on and off %s",
+              (long long)rc->N, (long long)rc->C, (long long)rc->H, (long long)rc->W,
               differs ? "differ where our kernels should not run" : "identical: ours did not run");
         for (int t = 0; t < REGION_TENSORS; t++) {
             free(ref[t]);

@@ -90,8 +90,8 @@ int nas_conv_wino_suits(const nas_conv_geom *c, int has_bias);
 size_t nas_conv_wino_scratch_bytes(const nas_conv_geom *c);
 void nas_conv_wino_forward(const nas_conv_geom *c, const float *x, const float *w, float *y,
                            float *scratch);
-void nas_conv_wino_backward_data(const nas_conv_geom *c, const float *dy, const float *w,
-                                 float *dx, int add, float *scratch);
+void nas_conv_wino_backward_data(const nas_conv_geom *c, const float *dy, const float *w, float *dx,
+                                 int add, float *scratch);
 void nas_conv_wino_backward_weights(const nas_conv_geom *c, const float *x, const float *dy,
                                     float *dw, float *scratch);
 

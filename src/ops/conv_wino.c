@@ -1,21 +1,33 @@
 /* conv_wino.c - Winograd F(4x4, 3x3) for 3x3, stride-1, pad-1 convolutions whose activations the
- * planner has put in the 16-channel blocked layout (nChw16c: [N][C/16][H][W][16]), on AVX-512.
+ * planner has put in the 16-channel blocked layout (nChw16c: [N][C/16][H][W][16]), on AVX-512:
+ * forward, data gradient and weight gradient.
  *
  * Why our own: oneDNN 2.6's Winograd is built for wide layers and is 1.3-1.7x slower than its
- * direct kernels at 16 channels (conv_dnnl.c), while those direct kernels reach only ~60% of the
+ * direct kernels at 16 channels (conv_dnnl.c), while those direct kernels reach only ~55% of the
  * FMA peak there, because each broadcast input feeds a single 16-wide FMA. Here one 16-channel
  * block is exactly one zmm register: a 6x6 input tile is transformed (Bᵀ d B) with adds on 16
  * channels at once, the 36 transformed positions are multiplied by the transformed weights
  * (G g Gᵀ) as 36 small GEMMs (8 tiles at a time: 8 accumulators + 16 weight vectors stay in the
- * 32 registers), and Aᵀ m A gives the 4x4 output tile. That is 576 FMAs per tile and 16x16
- * channels against direct's 2304. Measured (bench/RESULTS.md), batch 64, 2 threads, ms:
- * 16 channels 32x32 forward 1.0 (oneDNN direct) -> 0.38, 32 channels 16x16 0.9 (oneDNN Winograd)
- * -> 0.47; 64 channels 8x8 0.68 (oneDNN Winograd) -> 0.79, so wider layers stay with oneDNN.
+ * 32 registers), and Aᵀ m A gives the 4x4 output tile: 576 FMAs per tile and pair of 16-channel
+ * blocks against direct's 2304. The data gradient is the same convolution of dy with the flipped,
+ * transposed kernel, so it runs the same code. The weight gradient sums (A dY Aᵀ) ⊙ (Bᵀ d B) over
+ * the tiles (per thread, 24 tiles in registers, 8 such batches to a partial sum) and ends with
+ * Gᵀ dU G.
  *
- * The data gradient of such a conv is the same convolution of dy with the flipped, transposed
- * kernel, so it runs the same code. Results are deterministic (no reduction crosses threads in
- * the forward and data passes). Rounding differs from direct convolution by a few ulps of the
- * output's magnitude (F(4x4, 3x3)'s transforms have constants up to 8 and 1/24). */
+ * Measured (bench/bench_conv.sh, bench/RESULTS.md), batch 64, 2 threads, buffers in cache, ms
+ * forward / forward + both gradients: 16 channels 32x32 oneDNN 1.26 / 3.88, ours 0.45 / 1.48;
+ * 32 channels 16x16 0.99 / 2.66 (oneDNN's Winograd in training), ours 0.36 / 1.10; 64 channels
+ * 8x8 0.82 / 1.75, ours 0.34 / 1.03. Inside a network the activations come from memory and each
+ * pass takes ~1.5-2x that (the input windows are prefetched a group of tiles ahead, which
+ * recovered a third of it); with few tiles per weight pair the weight transform dominates and
+ * oneDNN is kept (see nas_conv_wino_suits).
+ *
+ * Results are deterministic for a given thread count (the weight gradient's per-thread sums are
+ * added in thread order). Rounding: ~1e-6 of the largest output against ~1e-7 for direct
+ * convolution (F(4x4, 3x3)'s transforms have constants up to 8 and 1/24). Deep networks at
+ * initialisation amplify it: the NB201 all-conv3x3 cell's snip and grad_norm move by ~1.5e-3
+ * relative (direct: ~7e-5), per-cell scores over a 1,000-cell sample by 2e-5 (median), and every
+ * proxy's rank correlation is unchanged to 3 decimals. */
 #include "conv_int.h"
 
 #include <string.h>
@@ -29,11 +41,11 @@
 #endif
 
 enum {
-    LANES = 16,          /* channels per block = floats per zmm register */
-    POS = 36,            /* transformed positions of a 6x6 tile */
-    TILES = 8,           /* tiles per GEMM step */
+    LANES = 16,                         /* channels per block = floats per zmm register */
+    POS = 36,                           /* transformed positions of a 6x6 tile */
+    TILES = 8,                          /* tiles per GEMM step */
     BLOCK_FLOATS = POS * LANES * LANES, /* transformed weights of one 16x16 channel block pair */
-    ALIGN_FLOATS = 16,   /* 64 bytes */
+    ALIGN_FLOATS = 16,                  /* 64 bytes */
     /* Weight gradient: tiles per accumulation batch, and the stride of a position's row of a
      * batch (padded by one vector: power-of-two strides between rows ran 1.5-2x slower). */
     WTILES = 24,
@@ -51,10 +63,10 @@ int nas_conv_wino_suits(const nas_conv_geom *c, int has_bias) {
      * against oneDNN's 0.023; 32 channels 16x16 at batch 1, 16 tiles: 0.012 against 0.018) */
     const int64_t tiles = c->N * (c->H / 4) * (c->W / 4);
     return !has_bias && c->groups == 1 && c->KH == 3 && c->KW == 3 && c->sh == 1 && c->sw == 1 &&
-           c->ph == 1 && c->pw == 1 && c->dh == 1 && c->dw == 1 && c->OH == c->H &&
-           c->OW == c->W && c->H % 4 == 0 && c->W % 4 == 0 && c->C % LANES == 0 &&
-           c->O % LANES == 0 && c->C <= 64 && c->O <= 64 &&
-           tiles >= 4 * (c->C / LANES) * (c->O / LANES) && __builtin_cpu_supports("avx512f");
+           c->ph == 1 && c->pw == 1 && c->dh == 1 && c->dw == 1 && c->OH == c->H && c->OW == c->W &&
+           c->H % 4 == 0 && c->W % 4 == 0 && c->C % LANES == 0 && c->O % LANES == 0 && c->C <= 64 &&
+           c->O <= 64 && tiles >= 4 * (c->C / LANES) * (c->O / LANES) &&
+           __builtin_cpu_supports("avx512f");
 #else
     (void)c;
     (void)has_bias;
@@ -92,7 +104,7 @@ static float *align64(float *p) {
 /* 1-D input transform Bᵀ d: 6 -> 6. */
 #define WINO_BT(d0, d1, d2, d3, d4, d5, o0, o1, o2, o3, o4, o5)                                    \
     do {                                                                                           \
-        const __m512 four = _mm512_set1_ps(4.f), five = _mm512_set1_ps(5.f);                      \
+        const __m512 four = _mm512_set1_ps(4.f), five = _mm512_set1_ps(5.f);                       \
         const __m512 two = _mm512_set1_ps(2.f);                                                    \
         const __m512 s12 = _mm512_add_ps(d1, d2), s34 = _mm512_add_ps(d3, d4);                     \
         const __m512 m12 = _mm512_sub_ps(d1, d2), m43 = _mm512_sub_ps(d4, d3);                     \
@@ -138,13 +150,13 @@ WINO_TARGET static void weights_transform(const nas_conv_geom *c, const float *w
                                           float *U) {
     const int64_t out = flip ? c->C : c->O, in = flip ? c->O : c->C, IB = in / LANES;
     /* lane stride of a tap: the next output channel's kernel */
-    const __m512i lanes = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6,
-                                                                5, 4, 3, 2, 1, 0),
-                                             _mm512_set1_epi32((int)(flip ? 9 : c->C * 9)));
+    const __m512i lanes =
+        _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                           _mm512_set1_epi32((int)(flip ? 9 : c->C * 9)));
     for (int64_t ob = 0; ob < out / LANES; ob++) {
         for (int64_t b = 0; b < in; b++) {
-            const float *k = flip ? w + (b * c->C + ob * LANES) * 9 + 8
-                                  : w + (ob * LANES * c->C + b) * 9;
+            const float *k =
+                flip ? w + (b * c->C + ob * LANES) * 9 + 8 : w + (ob * LANES * c->C + b) * 9;
             __m512 tap[9], t[6][3], u[6];
             for (int i = 0; i < 9; i++) {
                 tap[i] = _mm512_i32gather_ps(lanes, k + (flip ? -i : i), 4);
@@ -294,8 +306,8 @@ WINO_TARGET static void wino_run(const float *x, const float *U, float *y, int64
             const int64_t g0 = group * TILES, nt = total - g0 < TILES ? total - g0 : TILES;
             if (group + 1 < i1) {
                 const int64_t next = g0 + TILES;
-                prefetch_tiles(x, IB, y, OB, H, W, next, total - next < TILES ? total - next : TILES,
-                               1);
+                prefetch_tiles(x, IB, y, OB, H, W, next,
+                               total - next < TILES ? total - next : TILES, 1);
             }
             for (int64_t t = 0; t < nt; t++) {
                 const int64_t n = (g0 + t) / NT, tile = (g0 + t) % NT;
@@ -324,8 +336,8 @@ WINO_TARGET static void wino_run(const float *x, const float *U, float *y, int64
     do {                                                                                           \
         const __m512 even = _mm512_add_ps(y0, y2), odd = _mm512_add_ps(y1, y3);                    \
         const __m512 even4 = _mm512_fmadd_ps(_mm512_set1_ps(4.f), y2, y0);                         \
-        const __m512 odd4 = _mm512_mul_ps(_mm512_set1_ps(2.f),                                     \
-                                          _mm512_fmadd_ps(_mm512_set1_ps(4.f), y3, y1));           \
+        const __m512 odd4 =                                                                        \
+            _mm512_mul_ps(_mm512_set1_ps(2.f), _mm512_fmadd_ps(_mm512_set1_ps(4.f), y3, y1));      \
         m0 = y0;                                                                                   \
         m1 = _mm512_add_ps(even, odd);                                                             \
         m2 = _mm512_sub_ps(even, odd);                                                             \
@@ -428,8 +440,8 @@ WINO_TARGET static int weights_accumulate(const nas_conv_geom *c, const float *x
             const int chunk_done = batch % CHUNK_BATCHES == CHUNK_BATCHES - 1 || gb + nt >= g1;
             if (into == part && chunk_done) {
                 for (int64_t i = 0; i < DU; i += LANES) {
-                    _mm512_store_ps(sum + i, _mm512_add_ps(_mm512_load_ps(sum + i),
-                                                           _mm512_load_ps(part + i)));
+                    _mm512_store_ps(
+                        sum + i, _mm512_add_ps(_mm512_load_ps(sum + i), _mm512_load_ps(part + i)));
                 }
             }
         }
@@ -464,8 +476,8 @@ WINO_TARGET static void weights_finish(const nas_conv_geom *c, const float *scra
             _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) {
                 u[i] = _mm512_load_ps(row + (i * 6 + j) * LANES * LANES);
                 for (int k = 1; k < team; k++) {
-                    u[i] = _mm512_add_ps(u[i],
-                                         _mm512_load_ps(row + k * per + (i * 6 + j) * LANES * LANES));
+                    u[i] = _mm512_add_ps(
+                        u[i], _mm512_load_ps(row + k * per + (i * 6 + j) * LANES * LANES));
                 }
             }
             WINO_GT(u, cols[0][j], cols[1][j], cols[2][j]);
@@ -507,8 +519,8 @@ void nas_conv_wino_forward(const nas_conv_geom *c, const float *x, const float *
     conv_with(c, x, w, 0, y, 0, scratch);
 }
 
-void nas_conv_wino_backward_data(const nas_conv_geom *c, const float *dy, const float *w,
-                                 float *dx, int add, float *scratch) {
+void nas_conv_wino_backward_data(const nas_conv_geom *c, const float *dy, const float *w, float *dx,
+                                 int add, float *scratch) {
     conv_with(c, dy, w, 1, dx, add, scratch);
 }
 
