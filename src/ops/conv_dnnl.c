@@ -856,7 +856,6 @@ nas_status nas_conv_dnnl_backward(nas_graph *g, nas_node *n, unsigned *done) {
         nas_conv_wino_backward_data(&geom, n->grad, n->src[1]->data, n->src[0]->grad,
                                     !nas_grad_first(n, 0), (float *)base);
         *done |= 1u;
-        bd = NULL; /* no blocked dy of its own for the weight pass to reuse */
     } else if (bd != NULL) {
         s = run_bwd_data(c, bd, base, n, NULL);
         if (s != dnnl_success) {

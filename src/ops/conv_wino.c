@@ -96,11 +96,11 @@ size_t nas_conv_wino_scratch_bytes(const nas_conv_geom *c) {
     return (size_t)((data > grad ? data : grad) + ALIGN_FLOATS) * sizeof(float);
 }
 
+#if WINO_AVX512
 static float *align64(float *p) {
     return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
 }
 
-#if WINO_AVX512
 /* 1-D input transform Bᵀ d: 6 -> 6. */
 #define WINO_BT(d0, d1, d2, d3, d4, d5, o0, o1, o2, o3, o4, o5)                                    \
     do {                                                                                           \
