@@ -112,22 +112,13 @@ static double time_conv(const shape *s, int train, int reps) {
  * by bench_conv_ratio.sh). The buffers stay in cache between repetitions; inside a network
  * they come from memory and each pass is slower (bench/RESULTS.md). */
 static void time_wino(const shape *s, int reps) {
-    nas_conv_geom c = {.N = s->N,
-                       .C = s->C,
-                       .H = s->H,
-                       .W = s->H,
-                       .O = s->O,
-                       .KH = 3,
-                       .KW = 3,
-                       .OH = s->H,
-                       .OW = s->H,
-                       .sh = 1,
-                       .sw = 1,
-                       .ph = 1,
-                       .pw = 1,
-                       .dh = 1,
-                       .dw = 1,
-                       .groups = 1};
+    nas_conv_geom c = {0};
+    c.N = s->N;
+    c.C = s->C;
+    c.O = s->O;
+    c.H = c.W = c.OH = c.OW = s->H;
+    c.KH = c.KW = 3;
+    c.sh = c.sw = c.ph = c.pw = c.dh = c.dw = c.groups = 1;
     if (s->K != 3 || s->stride != 1 || s->groups != 1 || !nas_conv_wino_suits(&c, 0)) {
         return;
     }
