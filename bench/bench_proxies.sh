@@ -33,10 +33,11 @@ json_field() { sed -E "s/.*\"$1\": ([-0-9.eE+]+|null).*/\1/"; }
 # The ceiling: a proxy's convolution arithmetic alone at the machine's FP32 FMA peak (2 cores:
 # 444 GFLOP/s with AVX-512, 222 with AVX2 only, ../shared/PERF_NOTES.md; NAS_FMA_PEAK_GFLOPS
 # overrides) bounds the speedup direct (or GEMM) convolutions can reach against the PyTorch time
-# of the same run. With AVX-512 the 32- and 64-channel stages' training passes run Winograd
-# (src/ops/conv_dnnl.c), fewer multiplies than that count, so a proxy can pass this ceiling. Passes of the batch: forward 1; snip and grad_norm add the data
-# and weight gradients (3); jacob_cov and fisher the data gradient only (2); grasp is the loss
-# gradient plus four perturbed forward+backward passes (15). synflow (batch 1, double) has none.
+# of the same run. With AVX-512 the cells' 3x3 convs run Winograd (src/ops/conv_wino.c), ~1/4
+# of the multiplies that count assumes, so a proxy can pass this ceiling. Passes of the batch:
+# forward 1; snip and grad_norm add the data and weight gradients (3); jacob_cov and fisher the
+# data gradient only (2); grasp is the loss gradient plus four perturbed forward+backward passes
+# (15). synflow (batch 1, double) has none.
 if [ -n "${NAS_FMA_PEAK_GFLOPS:-}" ]; then peak=$NAS_FMA_PEAK_GFLOPS
 elif grep -q avx512f /proc/cpuinfo; then peak=444
 else peak=222; fi
