@@ -255,8 +255,8 @@ WINO_TARGET static void tile_products(const float *U, const float *V, int64_t IB
 }
 
 /* Rows [r0, r1] (clamped to the plane) of `blocks` consecutive channel-block planes [H][W][16]
- * fetched into cache ahead of use: the tiles' six-row windows defeat the hardware prefetchers,
- * and a pass over cold activations ran at a third of the memory bandwidth without this. */
+ * fetched into cache ahead of use: the tiles' six-row windows defeat the hardware prefetchers
+ * (16 channels 32x32, batch 64, buffers not in cache: forward 0.77 ms without this, 0.53 with). */
 static void prefetch_rows(const float *planes, int64_t blocks, int64_t H, int64_t W, int64_t r0,
                           int64_t r1, int for_write) {
     r0 = r0 < 0 ? 0 : r0;
@@ -316,6 +316,10 @@ WINO_TARGET static void wino_run(const float *x, const float *U, float *y, int64
                                tile % TW * 4 - 1, V + (ib * POS * TILES + t) * LANES,
                                TILES * LANES);
                 }
+            }
+            for (int64_t rest = nt * LANES; nt < TILES && rest < IB * POS * TILES * LANES;
+                 rest += TILES * LANES) { /* a short last group: its unused slots multiply zeros */
+                memset(V + rest, 0, sizeof(float) * (size_t)((TILES - nt) * LANES));
             }
             for (int64_t ob = 0; ob < OB; ob++) {
                 tile_products(U + ob * IB * BLOCK_FLOATS, V, IB, M);
