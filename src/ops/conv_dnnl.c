@@ -700,6 +700,15 @@ nas_status nas_conv_dnnl_forward(nas_graph *g, nas_node *n) {
         return st;
     }
     const nas_conv_geom geom = nas_conv_geom_of(n);
+    if (wino_runs(c, n, &geom)) {
+        /* the same scratch serves its backward, which so cannot fail */
+        float *scratch = nas_graph_scratch(g, nas_conv_wino_scratch_bytes(&geom));
+        if (scratch == NULL) {
+            return NAS_ERR_NOMEM;
+        }
+        nas_conv_wino_forward(&geom, n->src[0]->data, n->src[1]->data, n->data, scratch);
+        return NAS_OK;
+    }
     const int has_bias = n->n_src == 3;
     const int pass = g->grad_enabled ? PASS_FWD_TRAIN : PASS_FWD_INFER;
     const int native = native_of(n);
@@ -725,18 +734,9 @@ nas_status nas_conv_dnnl_forward(nas_graph *g, nas_node *n) {
             need = bp.scratch > need ? bp.scratch : need;
         }
     }
-    const int wino = wino_runs(c, n, &geom);
-    if (wino) { /* for all its passes */
-        const size_t wino_need = nas_conv_wino_scratch_bytes(&geom);
-        need = wino_need > need ? wino_need : need;
-    }
     char *base = nas_graph_scratch(g, need);
     if (base == NULL) {
         return NAS_ERR_NOMEM;
-    }
-    if (wino) {
-        nas_conv_wino_forward(&geom, n->src[0]->data, n->src[1]->data, n->data, (float *)base);
-        return NAS_OK;
     }
     /* training keeps the blocked x in aux for the weight gradient */
     void *keep = NULL;
@@ -828,12 +828,36 @@ static dnnl_status_t run_bwd_weights(conv_cache *c, conv_entry *e, char *base, n
     return dnnl_success;
 }
 
+/* Both gradients of a conv our Winograd runs (no bias: nas_conv_wino_suits). dx is stored where
+ * this conv writes it first, else added to. */
+static nas_status wino_backward(nas_graph *g, nas_node *n, const nas_conv_geom *geom,
+                                unsigned *done) {
+    float *scratch = nas_graph_scratch(g, nas_conv_wino_scratch_bytes(geom));
+    if (scratch == NULL) {
+        return NAS_ERR_NOMEM;
+    }
+    nas_node *x = n->src[0], *w = n->src[1];
+    if (x->grad != NULL) {
+        nas_conv_wino_backward_data(geom, n->grad, w->data, x->grad, !nas_grad_first(n, 0),
+                                    scratch);
+    }
+    if (w->grad != NULL) {
+        nas_conv_wino_backward_weights(geom, x->data, n->grad, w->grad, scratch);
+    }
+    *done = 3u;
+    return NAS_OK;
+}
+
 nas_status nas_conv_dnnl_backward(nas_graph *g, nas_node *n, unsigned *done) {
     *done = 0;
     nas_status st = NAS_OK;
     conv_cache *c = ready_cache(g->ctx, &st);
     if (c == NULL) {
         return st;
+    }
+    const nas_conv_geom geom = nas_conv_geom_of(n);
+    if (wino_runs(c, n, &geom)) {
+        return wino_backward(g, n, &geom, done);
     }
     const int has_bias = n->n_src == 3;
     backward_plan bp;
@@ -844,30 +868,19 @@ nas_status nas_conv_dnnl_backward(nas_graph *g, nas_node *n, unsigned *done) {
     conv_entry *bd = bp.data, *bw = bp.weights;
     const conv_entry *fw = bp.fwd;
     const size_t bd_total = bd != NULL ? align_up(bd->total) : 0;
-    const nas_conv_geom geom = nas_conv_geom_of(n);
-    const int wino = wino_runs(c, n, &geom);
-    const size_t wino_need = wino ? nas_conv_wino_scratch_bytes(&geom) : 0;
-    char *base = nas_graph_scratch(g, wino_need > bp.scratch ? wino_need : bp.scratch);
+    char *base = nas_graph_scratch(g, bp.scratch);
     if (base == NULL) {
         return NAS_ERR_NOMEM;
     }
     dnnl_status_t s = dnnl_success;
-    if (wino && bd != NULL) {
-        nas_conv_wino_backward_data(&geom, n->grad, n->src[1]->data, n->src[0]->grad,
-                                    !nas_grad_first(n, 0), (float *)base);
-        *done |= 1u;
-    } else if (bd != NULL) {
+    if (bd != NULL) {
         s = run_bwd_data(c, bd, base, n, NULL);
         if (s != dnnl_success) {
             return backend_error(g->ctx, "backward data", s);
         }
         *done |= 1u;
     }
-    if (wino && bw != NULL) {
-        nas_conv_wino_backward_weights(&geom, n->src[0]->data, n->grad, n->src[1]->grad,
-                                       (float *)base);
-        *done |= 2u;
-    } else if (bw != NULL) {
+    if (bw != NULL) {
         /* reuse what is already blocked: dy from the data pass, x from the forward */
         void *dy_ready = NULL, *x_ready = NULL;
         const dnnl_memory_desc_t *bw_dy =
