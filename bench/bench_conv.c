@@ -126,17 +126,18 @@ static void time_wino(const shape *s, int reps) {
     float *x = malloc(sizeof(float) * (size_t)nx), *y = malloc(sizeof(float) * (size_t)ny);
     float *dx = malloc(sizeof(float) * (size_t)nx), *w = malloc(sizeof(float) * (size_t)nw);
     float *dw = calloc((size_t)nw, sizeof(float));
-    float *scratch = malloc(nas_conv_wino_scratch_bytes(&c));
+    float *scratch = malloc(nas_conv_wino_scratch_bytes(&c, 1));
     nas_rng r = nas_rng_make(1, 0);
     nas_rng_fill_normal(&r, x, nx, 0.0f, 1.0f);
     nas_rng_fill_normal(&r, w, nw, 0.0f, 0.1f);
+    const float *wp[1] = {w}, *dyp[1] = {y};
     double *tf = malloc(sizeof(double) * (size_t)reps), *tt = malloc(sizeof(double) * (size_t)reps);
     for (int i = -3; i < reps; i++) {
         const double t0 = nas_now();
-        nas_conv_wino_forward(&c, x, w, y, scratch);
+        nas_conv_wino_forward(&c, x, wp, &y, 1, scratch);
         const double t1 = nas_now();
         nas_conv_wino_backward_data(&c, y, w, dx, 0, scratch); /* y stands in for dy */
-        nas_conv_wino_backward_weights(&c, x, y, dw, scratch);
+        nas_conv_wino_backward_weights(&c, x, dyp, &dw, 1, scratch);
         if (i >= 0) {
             tf[i] = t1 - t0;
             tt[i] = nas_now() - t0;

@@ -242,29 +242,40 @@ static void test_winograd(void) {
 }
 
 /* Our Winograd (conv_wino.c: 3x3 stride-1 pad-1 convs with 16 to 64 channels whose input and
- * output the planner keeps blocked) inside a blocked region: x -> conv_a -> relu -> conv_b and
- * conv_c (sharing the relu: one stores dx, the other adds) -> sum -> relu -> conv_d (plain
- * output). Output and every gradient against the same graph on the naive backend; on AVX-512
- * machines also proof the kernels ran (results differ in the last bits from the run with
- * Winograd off). Sizes not a multiple of 4 take oneDNN's direct kernels. */
+ * output the planner keeps blocked) inside a blocked region: x -> conv_a -> relu -> conv_b,
+ * conv_c and conv_e (sharing the relu: a group whose leader's forward computes all three and
+ * whose leader's backward makes all three weight gradients; each member's data pass stores or
+ * adds to the relu's gradient) -> sum -> relu -> conv_d (plain output). Output and every
+ * gradient against the same graph on the naive backend; on AVX-512 machines also proof the
+ * kernels ran (results differ in the last bits from the run with Winograd off) and the group
+ * formed. Sizes not a multiple of 4 take oneDNN's direct kernels. With `partial`, the backward
+ * starts at conv_f (another conv of conv_c's output, made between conv_c and conv_e, plain
+ * output like conv_d's): the leader's weight pass takes conv_b and conv_c, conv_e's stays
+ * zero. */
 typedef struct region_case {
     int64_t N, C, H, W, O;
 } region_case;
 
-enum { REGION_TENSORS = 5 }; /* y, dx, dw_a, dw_b, dw_d */
+enum { REGION_TENSORS = 7 }; /* the output, dx, dw_a, dw_b, dw_c, dw_e, dw_d */
 
-static int region_exec(const region_case *rc, nas_conv_backend be, int winograd,
-                       float *out[REGION_TENSORS], int64_t numel[REGION_TENSORS]) {
+typedef struct region_run {
+    float *out[REGION_TENSORS];
+    int64_t numel[REGION_TENSORS];
+    int grouped; /* conv_c and conv_e were members of conv_b's group */
+} region_run;
+
+static int region_exec(const region_case *rc, nas_conv_backend be, int winograd, int partial,
+                       region_run *run) {
     const int64_t xs[4] = {rc->N, rc->C, rc->H, rc->W}, wa[4] = {rc->C, rc->C, 3, 3},
                   wb[4] = {rc->O, rc->C, 3, 3}, wd[4] = {rc->C, rc->O, 3, 3};
+    int64_t *numel = run->numel;
     numel[0] = numel[1] = rc->N * rc->C * rc->H * rc->W;
     numel[2] = rc->C * rc->C * 9;
-    numel[3] = numel[4] = rc->O * rc->C * 9;
-    float *data[5];
-    const int64_t sizes[5] = {numel[1], numel[2], numel[3], numel[3], numel[4]};
-    for (int i = 0; i < 5; i++) {
-        data[i] = malloc(sizeof(float) * (size_t)sizes[i]);
-        fill(data[i], sizes[i], 10 + (uint64_t)i);
+    numel[3] = numel[4] = numel[5] = numel[6] = rc->O * rc->C * 9;
+    float *data[6];
+    for (int i = 0; i < 6; i++) {
+        data[i] = malloc(sizeof(float) * (size_t)numel[i + 1]);
+        fill(data[i], numel[i + 1], 10 + (uint64_t)i);
     }
     float *seed = malloc(sizeof(float) * (size_t)numel[0]);
     fill(seed, numel[0], 20);
@@ -276,37 +287,57 @@ static int region_exec(const region_case *rc, nas_conv_backend be, int winograd,
     nas_graph_set_blocked_layouts(g, 1);
     nas_tensor *x = nas_input_grad(g, 4, xs, data[0]), *w_a = nas_input_grad(g, 4, wa, data[1]);
     nas_tensor *w_b = nas_input_grad(g, 4, wb, data[2]), *w_c = nas_input_grad(g, 4, wb, data[3]);
-    nas_tensor *w_d = nas_input_grad(g, 4, wd, data[4]);
+    nas_tensor *w_e = nas_input_grad(g, 4, wb, data[4]), *w_d = nas_input_grad(g, 4, wd, data[5]);
     nas_conv_args a = {0};
     a.pad_h = a.pad_w = 1;
     nas_tensor *r = nas_relu(g, nas_conv2d(g, x, w_a, NULL, &a));
-    nas_tensor *both[2] = {nas_conv2d(g, r, w_b, NULL, &a), nas_conv2d(g, r, w_c, NULL, &a)};
-    nas_tensor *y = nas_conv2d(g, nas_relu(g, nas_sum(g, 2, both)), w_d, NULL, &a);
+    nas_tensor *three[3] = {nas_conv2d(g, r, w_b, NULL, &a), nas_conv2d(g, r, w_c, NULL, &a)};
+    nas_tensor *f = nas_conv2d(g, three[1], w_d, NULL, &a);
+    three[2] = nas_conv2d(g, r, w_e, NULL, &a);
+    nas_tensor *y = nas_conv2d(g, nas_relu(g, nas_sum(g, 3, three)), w_d, NULL, &a);
+    nas_tensor *top = partial ? f : y;
     int ok = nas_graph_status(g) == NAS_OK && nas_graph_forward(g) == NAS_OK &&
-             nas_graph_backward_from(g, y, seed) == NAS_OK;
+             nas_graph_backward_from(g, top, seed) == NAS_OK;
     CHECK(ok, "region run: %s", nas_errmsg(ctx));
-    const nas_tensor *from[REGION_TENSORS] = {y, x, w_a, w_b, w_d};
+    run->grouped = ok && three[1]->group_leader == three[0] && three[2]->group_leader == three[0];
+    const nas_tensor *from[REGION_TENSORS] = {top, x, w_a, w_b, w_c, w_e, w_d};
     for (int i = 0; i < REGION_TENSORS; i++) {
-        out[i] = malloc(sizeof(float) * (size_t)numel[i]);
+        run->out[i] = malloc(sizeof(float) * (size_t)numel[i]);
         const float *src =
             ok ? (i == 0 ? nas_tensor_data(from[i]) : nas_tensor_grad(from[i])) : NULL;
         if (src != NULL) {
-            memcpy(out[i], src, sizeof(float) * (size_t)numel[i]);
+            memcpy(run->out[i], src, sizeof(float) * (size_t)numel[i]);
         } else {
-            memset(out[i], 0, sizeof(float) * (size_t)numel[i]);
+            memset(run->out[i], 0, sizeof(float) * (size_t)numel[i]);
         }
     }
     nas_graph_free(g);
     nas_ctx_free(ctx);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         free(data[i]);
     }
     free(seed);
     return ok;
 }
 
+static void region_free(region_run *run) {
+    for (int t = 0; t < REGION_TENSORS; t++) {
+        free(run->out[t]);
+    }
+}
+
+static int all_zero(const float *p, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        if (p[i] != 0.0f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static void test_own_winograd(void) {
-    static const char *names[REGION_TENSORS] = {"y", "dx", "dw_a", "dw_b", "dw_d"};
+    static const char *names[REGION_TENSORS] = {"out", "dx",   "dw_a", "dw_b",
+                                                "dw_c", "dw_e", "dw_d"};
     const region_case cases[] = {
         {2, 16, 8, 12, 16},  {3, 32, 12, 8, 16}, {2, 16, 16, 16, 32},
         {16, 64, 8, 8, 32},  /* 64 channels: the widest ours takes (enough tiles for it) */
@@ -318,30 +349,37 @@ static void test_own_winograd(void) {
     const int avx512 =
         __builtin_cpu_supports("avx512f") &&
         (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const region_case *rc = &cases[i];
-        float *ref[REGION_TENSORS], *got[REGION_TENSORS], *off[REGION_TENSORS];
-        int64_t numel[REGION_TENSORS];
-        const int ok_ref = region_exec(rc, NAS_CONV_NAIVE, 1, ref, numel);
-        const int ok_got = region_exec(rc, NAS_CONV_AUTO, 1, got, numel);
-        const int ok_off = region_exec(rc, NAS_CONV_AUTO, 0, off, numel);
-        const int ok = ok_ref && ok_got && ok_off;
-        int differs = 0;
-        for (int t = 0; ok && t < REGION_TENSORS; t++) {
-            const double e = rel_err(got[t], ref[t], numel[t]);
-            CHECK(e < 1e-4, "N%lld C%lld %lldx%lld O%lld: %s rel err %g", (long long)rc->N,
-                  (long long)rc->C, (long long)rc->H, (long long)rc->W, (long long)rc->O, names[t],
-                  e);
-            differs |= memcmp(got[t], off[t], sizeof(float) * (size_t)numel[t]) != 0;
-        }
-        const int expect_ours = avx512 && rc->H % 4 == 0 && rc->W % 4 == 0;
-        CHECK(!ok || differs == expect_ours, "N%lld C%lld %lldx%lld: Winograd on and off %s",
-              (long long)rc->N, (long long)rc->C, (long long)rc->H, (long long)rc->W,
-              differs ? "differ where our kernels should not run" : "identical: ours did not run");
-        for (int t = 0; t < REGION_TENSORS; t++) {
-            free(ref[t]);
-            free(got[t]);
-            free(off[t]);
+    for (int partial = 0; partial < 2; partial++) {
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            const region_case *rc = &cases[i];
+            region_run ref, got, off;
+            const int ok = region_exec(rc, NAS_CONV_NAIVE, 1, partial, &ref) &
+                           region_exec(rc, NAS_CONV_AUTO, 1, partial, &got) &
+                           region_exec(rc, NAS_CONV_AUTO, 0, partial, &off);
+            int differs = 0;
+            for (int t = 0; ok && t < REGION_TENSORS; t++) {
+                const double e = rel_err(got.out[t], ref.out[t], ref.numel[t]);
+                CHECK(e < 1e-4, "%sN%lld C%lld %lldx%lld O%lld: %s rel err %g",
+                      partial ? "from conv_f: " : "", (long long)rc->N, (long long)rc->C,
+                      (long long)rc->H, (long long)rc->W, (long long)rc->O, names[t], e);
+                differs |= memcmp(got.out[t], off.out[t], sizeof(float) * (size_t)ref.numel[t]);
+            }
+            const int expect_ours = avx512 && rc->H % 4 == 0 && rc->W % 4 == 0;
+            /* 64 -> 3 x 32 channels is 24 block pairs, more than a pass takes */
+            const int expect_group = expect_ours && rc->C < 64;
+            CHECK(!ok || (differs != 0) == expect_ours,
+                  "N%lld C%lld %lldx%lld: Winograd on and off %s", (long long)rc->N,
+                  (long long)rc->C, (long long)rc->H, (long long)rc->W,
+                  differs ? "differ where our kernels should not run"
+                          : "identical: ours did not run");
+            CHECK(!ok || got.grouped == expect_group, "N%lld C%lld %lldx%lld: group %s",
+                  (long long)rc->N, (long long)rc->C, (long long)rc->H, (long long)rc->W,
+                  got.grouped ? "formed where it should not" : "not formed");
+            CHECK(!ok || !partial || all_zero(got.out[5], ref.numel[5]),
+                  "from conv_f: conv_e's weight gradient is not zero");
+            region_free(&ref);
+            region_free(&got);
+            region_free(&off);
         }
     }
 }

@@ -187,6 +187,7 @@ static nas_status plan(nas_graph *g) {
     if (layout_st != NAS_OK) {
         return layout_st;
     }
+    nas_conv_plan_groups(g); /* needs the layouts */
     size_t *offsets = nas_graph_scratch(g, (size_t)g->n_nodes * (sizeof(size_t) + sizeof(live_block)));
     if (offsets == NULL) {
         return NAS_ERR_NOMEM;
@@ -264,7 +265,7 @@ static nas_status forward_impl(nas_graph *g, double *node_seconds) {
         }
         const nas_op_desc *d = nas_op_get(n->op);
         const double t0 = node_seconds != NULL ? nas_now() : 0.0;
-        if (d->forward != NULL && !d->alias) {
+        if (d->forward != NULL && !d->alias && n->group_leader == NULL) {
             const nas_status st = d->forward(g, n);
             if (st != NAS_OK) {
                 return st;
@@ -303,12 +304,17 @@ size_t nas_graph_node_signature(const nas_graph *g, int64_t i, char *buf, size_t
     return (size_t)len;
 }
 
+static int backward_runs(const nas_node *n) {
+    const nas_op_desc *d = nas_op_get(n->op);
+    return n->requires_grad && n->grad != NULL && d->backward != NULL && !d->alias;
+}
+
 static nas_status run_backward(nas_graph *g, nas_node *from) {
+    g->backward_top = from->index;
     for (int64_t i = from->index; i >= 0; i--) {
         nas_node *n = nas_graph_node(g, i);
-        const nas_op_desc *d = nas_op_get(n->op);
-        if (n->requires_grad && n->grad != NULL && d->backward != NULL && !d->alias) {
-            d->backward(g, n);
+        if (backward_runs(n)) {
+            nas_op_get(n->op)->backward(g, n);
         }
     }
     return NAS_OK;
@@ -325,7 +331,7 @@ static void assign_first_writers(nas_graph *g, const nas_node *t) {
     for (int64_t i = t->index; i >= 0; i--) {
         nas_node *n = nas_graph_node(g, i);
         const nas_op_desc *d = nas_op_get(n->op);
-        const int runs = n->requires_grad && n->grad != NULL && d->backward != NULL && !d->alias;
+        const int runs = backward_runs(n);
         for (int s = 0; s < n->n_src; s++) {
             nas_node *x = n->src[s];
             if (d->alias) {

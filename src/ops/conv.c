@@ -143,7 +143,7 @@ nas_tensor *nas_conv2d(nas_graph *g, nas_tensor *x, nas_tensor *w, nas_tensor *b
     return n; /* aux (oneDNN's blocked copy of x) is sized by the planner, ops/layout.c */
 }
 
-static nas_status conv_forward(nas_graph *g, nas_node *n) {
+static nas_status conv_forward_one(nas_graph *g, nas_node *n) {
     n->iparam[NAS_CONV_IP_AUX_SRC] = 0;
     const nas_conv_geom c = nas_conv_geom_of(n);
     const float *x = n->src[0]->data, *w = n->src[1]->data;
@@ -214,7 +214,7 @@ static void conv_backward_naive(const nas_conv_geom *c, nas_node *n, unsigned do
     }
 }
 
-static void conv_backward(nas_graph *g, nas_node *n) {
+static void conv_backward_one(nas_graph *g, nas_node *n) {
     const nas_conv_geom c = nas_conv_geom_of(n);
     unsigned done = 0;
     switch (node_path(g->ctx, n, &c)) {
@@ -269,6 +269,85 @@ static void conv_backward(nas_graph *g, nas_node *n) {
             break;
     }
     conv_backward_naive(&c, n, done);
+}
+
+/* ---- groups: convs reading one x whose passes run together (nas_conv_plan_groups) */
+
+static int same_geometry(const nas_node *a, const nas_node *b) {
+    const nas_conv_geom p = nas_conv_geom_of(a), q = nas_conv_geom_of(b);
+    return memcmp(&p, &q, sizeof p) == 0; /* int64_t fields only: no padding */
+}
+
+/* Whether conv n can join the group led by `leader` (both run our Winograd). The leader computes
+ * n's output at its own place in the forward, so n's weight must be ready by then: a parameter
+ * (bound before every forward) or an earlier node. Members agree on which gradients they need,
+ * so one weight pass serves all. */
+static int can_join(const nas_node *leader, const nas_node *n, int members) {
+    const nas_node *w = n->src[1];
+    const nas_conv_geom c = nas_conv_geom_of(n);
+    return n->src[0] == leader->src[0] && same_geometry(leader, n) &&
+           (w->op == NAS_OP_PARAM || w->index < leader->index) &&
+           w->requires_grad == leader->src[1]->requires_grad &&
+           n->requires_grad == leader->requires_grad && members < NAS_CONV_GROUP_MAX &&
+           nas_conv_wino_group_fits(&c, members + 1);
+}
+
+void nas_conv_plan_groups(nas_graph *g) {
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        nas_node *n = nas_graph_node(g, i);
+        n->group_next = n->group_leader = NULL;
+    }
+    /* Only with gradients on, where every buffer has its own place (autograd/exec.c): inference
+     * reuses a released buffer, and a member's output, written at its leader's place, could
+     * land on one still live. */
+    if (!g->grad_enabled) {
+        return;
+    }
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        nas_node *n = nas_graph_node(g, i);
+        if (n->op != NAS_OP_CONV2D || !nas_conv_dnnl_wino_node(g, n)) {
+            continue;
+        }
+        /* the first earlier conv of the same x that leads a group n fits in */
+        for (int64_t j = n->src[0]->index + 1; j < i; j++) {
+            nas_node *leader = nas_graph_node(g, j);
+            if (leader->op != NAS_OP_CONV2D || leader->group_leader != NULL ||
+                leader->src[0] != n->src[0] || !nas_conv_dnnl_wino_node(g, leader)) {
+                continue;
+            }
+            int members = 1;
+            nas_node *last = leader;
+            for (; last->group_next != NULL; last = last->group_next) {
+                members++;
+            }
+            if (can_join(leader, n, members)) {
+                last->group_next = n;
+                n->group_leader = leader;
+                break;
+            }
+        }
+    }
+}
+
+static nas_status conv_forward(nas_graph *g, nas_node *n) {
+    if (n->group_next == NULL) {
+        return conv_forward_one(g, n);
+    }
+    nas_status st = nas_conv_dnnl_group_forward(g, n);
+    if (st != NAS_ERR_UNSUPPORTED) {
+        return st;
+    }
+    for (nas_node *m = n; m != NULL && st == NAS_OK; m = m->group_next) { /* one by one */
+        st = conv_forward_one(g, m);
+    }
+    return st;
+}
+
+static void conv_backward(nas_graph *g, nas_node *n) {
+    if ((n->group_next == NULL && n->group_leader == NULL) ||
+        nas_conv_dnnl_group_backward(g, n) != NAS_OK) {
+        conv_backward_one(g, n);
+    }
 }
 
 static int64_t conv_macs(const nas_node *n) {

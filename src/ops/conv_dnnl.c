@@ -702,11 +702,12 @@ nas_status nas_conv_dnnl_forward(nas_graph *g, nas_node *n) {
     const nas_conv_geom geom = nas_conv_geom_of(n);
     if (wino_runs(c, n, &geom)) {
         /* the same scratch serves its backward, which so cannot fail */
-        float *scratch = nas_graph_scratch(g, nas_conv_wino_scratch_bytes(&geom));
+        float *scratch = nas_graph_scratch(g, nas_conv_wino_scratch_bytes(&geom, 1));
         if (scratch == NULL) {
             return NAS_ERR_NOMEM;
         }
-        nas_conv_wino_forward(&geom, n->src[0]->data, n->src[1]->data, n->data, scratch);
+        const float *w = n->src[1]->data;
+        nas_conv_wino_forward(&geom, n->src[0]->data, &w, &n->data, 1, scratch);
         return NAS_OK;
     }
     const int has_bias = n->n_src == 3;
@@ -828,21 +829,89 @@ static dnnl_status_t run_bwd_weights(conv_cache *c, conv_entry *e, char *base, n
     return dnnl_success;
 }
 
+int nas_conv_dnnl_wino_node(nas_graph *g, const nas_node *n) {
+    nas_status st = NAS_OK;
+    const conv_cache *c = ready_cache(g->ctx, &st);
+    const nas_conv_geom geom = nas_conv_geom_of(n);
+    return c != NULL && wino_runs(c, n, &geom);
+}
+
+nas_status nas_conv_dnnl_group_forward(nas_graph *g, nas_node *leader) {
+    if (!nas_conv_dnnl_wino_node(g, leader)) {
+        return NAS_ERR_UNSUPPORTED;
+    }
+    const float *w[NAS_CONV_GROUP_MAX];
+    float *y[NAS_CONV_GROUP_MAX];
+    int members = 0;
+    for (nas_node *m = leader; m != NULL; m = m->group_next) {
+        m->iparam[NAS_CONV_IP_AUX_SRC] = 0; /* as conv_forward sets it: no blocked x kept */
+        w[members] = m->src[1]->data;
+        y[members++] = m->data;
+    }
+    /* the same scratch serves every backward of the group, which so cannot fail */
+    const nas_conv_geom geom = nas_conv_geom_of(leader);
+    float *scratch = nas_graph_scratch(g, nas_conv_wino_scratch_bytes(&geom, members));
+    if (scratch == NULL) {
+        return NAS_ERR_NOMEM;
+    }
+    nas_conv_wino_forward(&geom, leader->src[0]->data, w, y, members, scratch);
+    return NAS_OK;
+}
+
+/* Why the data gradients are not shared too: each member's dy is in cache right after its
+ * readers' backward made it, and cold by the leader's turn (NB201, snip: the leader's combined
+ * data pass made the backward slower than three separate ones). */
+nas_status nas_conv_dnnl_group_backward(nas_graph *g, nas_node *n) {
+    if (!nas_conv_dnnl_wino_node(g, n)) {
+        return NAS_ERR_UNSUPPORTED;
+    }
+    const nas_conv_geom geom = nas_conv_geom_of(n);
+    nas_node *leader = n->group_leader != NULL ? n->group_leader : n;
+    int members = 0;
+    for (nas_node *m = leader; m != NULL; m = m->group_next) {
+        members++;
+    }
+    /* the size the group's forward took: cannot fail */
+    float *scratch = nas_graph_scratch(g, nas_conv_wino_scratch_bytes(&geom, members));
+    if (scratch == NULL) {
+        return NAS_ERR_NOMEM;
+    }
+    nas_node *x = n->src[0];
+    if (x->grad != NULL) {
+        nas_conv_wino_backward_data(&geom, n->grad, n->src[1]->data, x->grad,
+                                    !nas_grad_first(n, 0), scratch);
+    }
+    if (n != leader || n->src[1]->grad == NULL) { /* members agree on it (the planner) */
+        return NAS_OK;
+    }
+    const float *dy[NAS_CONV_GROUP_MAX];
+    float *dw[NAS_CONV_GROUP_MAX];
+    members = 0;
+    for (nas_node *m = leader; m != NULL; m = m->group_next) {
+        if (m == leader || nas_group_member_runs_backward(g, m)) {
+            dy[members] = m->grad;
+            dw[members++] = m->src[1]->grad;
+        }
+    }
+    nas_conv_wino_backward_weights(&geom, x->data, dy, dw, members, scratch);
+    return NAS_OK;
+}
+
 /* Both gradients of a conv our Winograd runs (no bias: nas_conv_wino_suits). dx is stored where
  * this conv writes it first, else added to. */
 static nas_status wino_backward(nas_graph *g, nas_node *n, const nas_conv_geom *geom,
                                 unsigned *done) {
-    float *scratch = nas_graph_scratch(g, nas_conv_wino_scratch_bytes(geom));
+    float *scratch = nas_graph_scratch(g, nas_conv_wino_scratch_bytes(geom, 1));
     if (scratch == NULL) {
         return NAS_ERR_NOMEM;
     }
     nas_node *x = n->src[0], *w = n->src[1];
+    const float *dy = n->grad;
     if (x->grad != NULL) {
-        nas_conv_wino_backward_data(geom, n->grad, w->data, x->grad, !nas_grad_first(n, 0),
-                                    scratch);
+        nas_conv_wino_backward_data(geom, dy, w->data, x->grad, !nas_grad_first(n, 0), scratch);
     }
     if (w->grad != NULL) {
-        nas_conv_wino_backward_weights(geom, x->data, n->grad, w->grad, scratch);
+        nas_conv_wino_backward_weights(geom, x->data, &dy, &w->grad, 1, scratch);
     }
     *done = 3u;
     return NAS_OK;

@@ -83,17 +83,22 @@ void nas_conv_direct_backward_weights(const nas_conv_geom *c, const float *x, co
 
 /* Winograd F(4x4, 3x3) on AVX-512 (conv_wino.c) for 3x3 stride-1 pad-1 convs without bias,
  * 16 to 64 channels in and out (multiples of 16), outputs a multiple of 4 high and wide, x and y
- * in the 16-channel blocked layout (nChw16c). `scratch` holds nas_conv_wino_scratch_bytes (any
- * alignment; enough for every pass). forward stores y; backward_data stores dx, or adds to it
- * when `add`; backward_weights adds to dw. */
+ * in the 16-channel blocked layout (nChw16c). The forward and the weight gradient take
+ * `members` convs of geometry c reading one x (1, or a group: nas_conv_wino_group_fits) and read
+ * x once for all: the forward stores y[m] = conv(x, w[m]), the weight gradient adds to dw[m].
+ * The data gradient stores dx, or adds to it when `add`. `scratch` holds
+ * nas_conv_wino_scratch_bytes(c, members) (any alignment; enough for every pass). */
+#define NAS_CONV_GROUP_MAX 16 /* members: each has at least one of the 16 block pairs a pass takes */
 int nas_conv_wino_suits(const nas_conv_geom *c, int has_bias);
-size_t nas_conv_wino_scratch_bytes(const nas_conv_geom *c);
-void nas_conv_wino_forward(const nas_conv_geom *c, const float *x, const float *w, float *y,
-                           float *scratch);
-void nas_conv_wino_backward_data(const nas_conv_geom *c, const float *dy, const float *w, float *dx,
-                                 int add, float *scratch);
-void nas_conv_wino_backward_weights(const nas_conv_geom *c, const float *x, const float *dy,
-                                    float *dw, float *scratch);
+int nas_conv_wino_group_fits(const nas_conv_geom *c, int members);
+size_t nas_conv_wino_scratch_bytes(const nas_conv_geom *c, int members);
+void nas_conv_wino_forward(const nas_conv_geom *c, const float *x, const float *const *w,
+                           float *const *y, int members, float *scratch);
+void nas_conv_wino_backward_data(const nas_conv_geom *c, const float *dy, const float *w,
+                                 float *dx, int add, float *scratch);
+void nas_conv_wino_backward_weights(const nas_conv_geom *c, const float *x,
+                                    const float *const *dy, float *const *dw, int members,
+                                    float *scratch);
 
 /* conv + bias + ReLU + 2x2 stride-2 max pool per image (the conv2d_relu_maxpool op,
  * conv_fused.c); c is the conv's geometry (must pass nas_conv_is_direct), y and idx are
@@ -130,6 +135,14 @@ nas_status nas_conv_dnnl_forward(nas_graph *g, nas_node *n);
 /* *done gets bit 0 when dx was accumulated, bit 1 when dw and db were: on an error the caller
  * computes the rest with the naive kernels. */
 nas_status nas_conv_dnnl_backward(nas_graph *g, nas_node *n, unsigned *done);
+/* Groups (nas_conv_plan_groups): whether conv node n runs our Winograd (the passes a group can
+ * share); a leader's forward of every member; a member's backward: its data gradient (dy is
+ * fresh in cache now) and, in the leader's, the weight gradients of every member in the
+ * running backward. NAS_ERR_UNSUPPORTED, with no message, when our Winograd does not run n now:
+ * the caller runs each member's passes alone. */
+int nas_conv_dnnl_wino_node(nas_graph *g, const nas_node *n);
+nas_status nas_conv_dnnl_group_forward(nas_graph *g, nas_node *leader);
+nas_status nas_conv_dnnl_group_backward(nas_graph *g, nas_node *leader);
 /* Bytes of aux a training node needs to keep the blocked x from forward to backward (0 when
  * the primitive reads x as it is). Creates the forward primitive (cached) to find out. */
 size_t nas_conv_dnnl_aux_bytes(nas_graph *g, const nas_conv_geom *c, int has_bias);

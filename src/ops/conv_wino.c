@@ -14,13 +14,18 @@
  * the tiles (per thread, 24 tiles in registers, 8 such batches to a partial sum) and ends with
  * Gᵀ dU G.
  *
+ * Convs reading one x (NB201's edges from one node) run as a group (ops/conv.c): the forward
+ * transforms each input tile once for all of them, and so does the leader's weight gradient;
+ * data gradients stay per conv (each dy is in cache right after it is made).
+ *
  * Measured (bench/bench_conv.sh, bench/RESULTS.md), batch 64, 2 threads, buffers in cache, ms
- * forward / forward + both gradients: 16 channels 32x32 oneDNN 1.26 / 3.88, ours 0.45 / 1.48;
- * 32 channels 16x16 0.99 / 2.66 (oneDNN's Winograd in training), ours 0.36 / 1.10; 64 channels
- * 8x8 0.82 / 1.75, ours 0.34 / 1.03. Inside a network the activations come from memory and each
- * pass takes ~1.5-2x that (the input windows are prefetched a group of tiles ahead, which
- * recovered a third of it); with few tiles per weight pair the weight transform dominates and
- * oneDNN is kept (see nas_conv_wino_suits).
+ * forward / forward + both gradients: 16 channels 32x32 oneDNN 1.26 / 3.88, ours 0.38 / 1.16;
+ * 32 channels 16x16 0.99 / 2.66 (oneDNN's Winograd in training), ours 0.33 / 1.00; 64 channels
+ * 8x8 0.82 / 1.75, ours 0.29 / 0.86. Activations coming from memory (as inside a network) cost
+ * no more once the next tiles' rows are fetched during the current tiles' GEMMs (fetch_plan:
+ * before it, 16 channels from memory took 0.70 / 0.78 / 1.02 ms per pass against 0.37 / 0.39 /
+ * 0.40 in cache; now ~0.40 either way); with few tiles per weight pair the weight transform
+ * dominates and oneDNN is kept (see nas_conv_wino_suits).
  *
  * Results are deterministic for a given thread count (the weight gradient's per-thread sums are
  * added in thread order). Rounding: ~1e-6 of the largest output against ~1e-7 for direct
@@ -52,7 +57,14 @@ enum {
     WSTRIDE = WTILES * LANES + LANES,
     /* Batches summed in registers-then-memory before they are added to the running sum, so
      * rounding grows with the number of chunks, not of tiles. */
-    CHUNK_BATCHES = 8
+    CHUNK_BATCHES = 8,
+    /* Tile groups a thread claims at a time (a shared counter balances the threads: a static
+     * split left one of two threads waiting ~10% of the passes on this shared host). */
+    CLAIM_GROUPS = 4,
+    /* The most 16x16 channel-block pairs of transformed weights one pass handles (a 64-channel
+     * conv, or a group of convs sharing x whose blocks add up to as many): 16 x 36 KB, what the
+     * tile GEMMs stream per group of tiles, and the weight gradient's per-thread sums. */
+    MAX_BLOCK_PAIRS = 16
 };
 
 int nas_conv_wino_suits(const nas_conv_geom *c, int has_bias) {
@@ -74,25 +86,30 @@ int nas_conv_wino_suits(const nas_conv_geom *c, int has_bias) {
 #endif
 }
 
-/* Floats of one thread's tile buffers: V (transformed inputs of TILES tiles, all input blocks)
- * and M (their products for one output block), for a pass reading `in` channels. */
+/* Floats of one thread's tile buffers: V (transformed inputs of TILES tiles, `in` channels) and
+ * M (their products for one output block). */
 static int64_t thread_floats(int64_t in) {
     return (in / LANES) * POS * TILES * LANES + TILES * POS * LANES;
 }
 
-/* The weight gradient's per-thread buffers: the running sum of the transformed gradient dU
- * ([OB][CB][36][16 in][16 out]), the partial sum of the current chunk of tile batches, and the
- * transformed inputs V and output gradients Ybar of one batch ([blocks][36][WSTRIDE]). */
-static int64_t weights_thread_floats(const nas_conv_geom *c) {
-    const int64_t CB = c->C / LANES, OB = c->O / LANES;
+/* The weight gradient's per-thread buffers for `members` convs sharing x: the running sum of the
+ * transformed gradients dU ([members OB][CB][36][16 in][16 out]), the partial sum of the current
+ * chunk of tile batches, and the transformed inputs V and output gradients Ybar of one batch
+ * ([blocks][36][WSTRIDE]). */
+static int64_t weights_thread_floats(const nas_conv_geom *c, int members) {
+    const int64_t CB = c->C / LANES, OB = members * c->O / LANES;
     return 2 * OB * CB * BLOCK_FLOATS + (CB + OB) * POS * WSTRIDE;
 }
 
-size_t nas_conv_wino_scratch_bytes(const nas_conv_geom *c) {
-    const int64_t weights = (c->O / LANES) * (c->C / LANES) * BLOCK_FLOATS;
+int nas_conv_wino_group_fits(const nas_conv_geom *c, int members) {
+    return members >= 1 && members * (c->O / LANES) * (c->C / LANES) <= MAX_BLOCK_PAIRS;
+}
+
+size_t nas_conv_wino_scratch_bytes(const nas_conv_geom *c, int members) {
+    const int64_t weights = members * (c->O / LANES) * (c->C / LANES) * BLOCK_FLOATS;
     const int64_t widest = c->C > c->O ? c->C : c->O;
     const int64_t data = weights + thread_floats(widest) * nas_max_threads();
-    const int64_t grad = weights_thread_floats(c) * nas_max_threads();
+    const int64_t grad = weights_thread_floats(c, members) * nas_max_threads();
     return (size_t)((data > grad ? data : grad) + ALIGN_FLOATS) * sizeof(float);
 }
 
@@ -143,36 +160,40 @@ static float *align64(float *p) {
         u[5] = g2;                                                                                 \
     } while (0)
 
-/* U[ob][ib][pos][16 in][16 out] = G g Gᵀ for each (out, in) channel pair of w [O][C][3][3],
- * 16 output channels per vector (their taps gathered). flip: the data gradient's kernel
- * (out = C, in = O, taps reversed). */
-WINO_TARGET static void weights_transform(const nas_conv_geom *c, const float *w, int flip,
-                                          float *U) {
-    const int64_t out = flip ? c->C : c->O, in = flip ? c->O : c->C, IB = in / LANES;
+/* The transformed weights U[row][ib][pos][16 in][16 out] (G g Gᵀ) of one pass over `members`
+ * convs of one geometry sharing x, w[m] [O][C][3][3]: rows are the members' output blocks in
+ * turn. flip: the data gradient's (one member; kernels transposed, taps reversed). One row per
+ * (member, output block, input channel), 16 output channels per vector with their taps
+ * gathered; called inside a parallel region, the team shares the rows. */
+WINO_TARGET static void weights_transform(const nas_conv_geom *c, const float *const *w,
+                                          int members, int flip, float *U) {
+    const int64_t out = flip ? c->C : c->O, in = flip ? c->O : c->C;
+    const int64_t OBm = out / LANES, IB = in / LANES;
     /* lane stride of a tap: the next output channel's kernel */
     const __m512i lanes =
         _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                            _mm512_set1_epi32((int)(flip ? 9 : c->C * 9)));
-    for (int64_t ob = 0; ob < out / LANES; ob++) {
-        for (int64_t b = 0; b < in; b++) {
-            const float *k =
-                flip ? w + (b * c->C + ob * LANES) * 9 + 8 : w + (ob * LANES * c->C + b) * 9;
-            __m512 tap[9], t[6][3], u[6];
-            for (int i = 0; i < 9; i++) {
-                tap[i] = _mm512_i32gather_ps(lanes, k + (flip ? -i : i), 4);
-            }
-            for (int j = 0; j < 3; j++) {
-                WINO_G(tap[j], tap[3 + j], tap[6 + j], u);
-                for (int i = 0; i < 6; i++) {
-                    t[i][j] = u[i];
-                }
-            }
-            float *dst = U + (ob * IB + b / LANES) * BLOCK_FLOATS + (b % LANES) * LANES;
+    const int64_t rows = members * OBm * in;
+    NAS_OMP_TEAM_FOR
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t m = r / (OBm * in), ob = r / in % OBm, b = r % in;
+        const float *k = flip ? w[m] + (b * c->C + ob * LANES) * 9 + 8
+                              : w[m] + (ob * LANES * c->C + b) * 9;
+        __m512 tap[9], t[6][3], u[6];
+        for (int i = 0; i < 9; i++) {
+            tap[i] = _mm512_i32gather_ps(lanes, k + (flip ? -i : i), 4);
+        }
+        for (int j = 0; j < 3; j++) {
+            WINO_G(tap[j], tap[3 + j], tap[6 + j], u);
             for (int i = 0; i < 6; i++) {
-                WINO_G(t[i][0], t[i][1], t[i][2], u);
-                for (int j = 0; j < 6; j++) {
-                    _mm512_store_ps(dst + (i * 6 + j) * LANES * LANES, u[j]);
-                }
+                t[i][j] = u[i];
+            }
+        }
+        float *dst = U + ((m * OBm + ob) * IB + b / LANES) * BLOCK_FLOATS + (b % LANES) * LANES;
+        for (int i = 0; i < 6; i++) {
+            WINO_G(t[i][0], t[i][1], t[i][2], u);
+            for (int j = 0; j < 6; j++) {
+                _mm512_store_ps(dst + (i * 6 + j) * LANES * LANES, u[j]);
             }
         }
     }
@@ -231,9 +252,92 @@ WINO_TARGET static void output_tile(const float *M, float *y, int64_t W, int64_t
     }
 }
 
-/* M[t][p] = sum over input blocks and lanes of U[p][in][:] * V[p][t][in], for one output block. */
-WINO_TARGET static void tile_products(const float *U, const float *V, int64_t IB, float *M) {
+/* ---- fetching the next tiles' rows while the current ones multiply
+ *
+ * The tiles' six-row windows defeat the hardware prefetchers (tiles read from memory: 16 GB/s
+ * against 57 row by row), so each group's GEMMs fetch the rows the next group will touch. A few
+ * lines per GEMM step: the same prefetches issued at once, before the group, left a cold-input
+ * forward 1.6x slower than a cached one (their misses held up the current tiles' loads); spread
+ * over the steps the two run at the same speed (16 channels 32x32, batch 64). */
+enum { MAX_SPANS = 64 }; /* more are dropped: a prefetch is only a hint */
+
+typedef struct fetch_plan {
+    const char *from[MAX_SPANS];
+    int64_t bytes[MAX_SPANS];
+    uint8_t write[MAX_SPANS];
+    int spans, span;
+    int64_t at;       /* next byte of the current span */
+    int64_t per_step; /* lines per fetch_some */
+} fetch_plan;
+
+static void plan_start(fetch_plan *f) {
+    f->spans = f->span = 0;
+    f->at = f->per_step = 0;
+}
+
+/* Rows [r0, r1] (clamped to the plane) of `blocks` consecutive channel-block planes
+ * [H][W][16]. */
+static void plan_rows(fetch_plan *f, const float *planes, int64_t blocks, int64_t H, int64_t W,
+                      int64_t r0, int64_t r1, int write) {
+    r0 = r0 < 0 ? 0 : r0;
+    r1 = r1 > H - 1 ? H - 1 : r1;
+    const int64_t bytes = (r1 - r0 + 1) * W * LANES * (int64_t)sizeof(float);
+    for (int64_t b = 0; b < blocks && bytes > 0 && f->spans < MAX_SPANS; b++, f->spans++) {
+        f->from[f->spans] = (const char *)(planes + (b * H + r0) * W * LANES);
+        f->bytes[f->spans] = bytes;
+        f->write[f->spans] = (uint8_t)write;
+    }
+}
+
+/* The rows `count` tiles from the (image, tile) index `first` on touch in each of `parts`
+ * tensors [N][blocks][H][W][16], with `halo` rows above and below (an input window: 1). */
+static void plan_tiles(fetch_plan *f, const float *const *part, int64_t parts, int64_t blocks,
+                       int64_t H, int64_t W, int64_t first, int64_t count, int halo, int write) {
+    const int64_t TW = W / 4, NT = (H / 4) * TW;
+    for (int64_t g = first; g < first + count;) {
+        const int64_t n = g / NT, left = first + count - g;
+        const int64_t in_image = NT - g % NT < left ? NT - g % NT : left;
+        const int64_t r0 = g % NT / TW * 4, r1 = (g + in_image - 1) % NT / TW * 4 + 3;
+        for (int64_t p = 0; p < parts; p++) {
+            plan_rows(f, part[p] + n * blocks * H * W * LANES, blocks, H, W, r0 - halo, r1 + halo,
+                      write);
+        }
+        g += in_image;
+    }
+}
+
+/* Spread the planned lines over `steps` calls of fetch_some. */
+static void plan_pace(fetch_plan *f, int64_t steps) {
+    int64_t lines = 0;
+    for (int i = 0; i < f->spans; i++) {
+        lines += (f->bytes[i] + 63) / 64;
+    }
+    f->per_step = (lines + steps - 1) / steps;
+}
+
+static void fetch_some(fetch_plan *f) {
+    for (int64_t k = 0; k < f->per_step && f->span < f->spans; k++) {
+        const char *line = f->from[f->span] + f->at;
+        if (f->write[f->span]) {
+            __builtin_prefetch(line, 1, 3);
+        } else {
+            __builtin_prefetch(line, 0, 3);
+        }
+        f->at += 64;
+        if (f->at >= f->bytes[f->span]) {
+            f->span++;
+            f->at = 0;
+        }
+    }
+}
+
+/* M[t][p] = sum over input blocks and lanes of U[p][in][:] * V[p][t][in], for one output block;
+ * a step of `f` per position. Kept out of line: inlined into the pass it ran ~5% slower. */
+WINO_TARGET __attribute__((noinline)) static void tile_products(const float *U, const float *V,
+                                                                int64_t IB, float *M,
+                                                                fetch_plan *f) {
     for (int p = 0; p < POS; p++) {
+        fetch_some(f);
         __m512 acc[TILES];
         _Pragma("GCC unroll 8") for (int t = 0; t < TILES; t++) {
             acc[t] = _mm512_setzero_ps();
@@ -254,79 +358,96 @@ WINO_TARGET static void tile_products(const float *U, const float *V, int64_t IB
     }
 }
 
-/* Rows [r0, r1] (clamped to the plane) of `blocks` consecutive channel-block planes [H][W][16]
- * fetched into cache ahead of use: the tiles' six-row windows defeat the hardware prefetchers
- * (16 channels 32x32, batch 64, buffers not in cache: forward 0.77 ms without this, 0.53 with). */
-static void prefetch_rows(const float *planes, int64_t blocks, int64_t H, int64_t W, int64_t r0,
-                          int64_t r1, int for_write) {
-    r0 = r0 < 0 ? 0 : r0;
-    r1 = r1 > H - 1 ? H - 1 : r1;
-    const int64_t bytes = (r1 - r0 + 1) * W * LANES * (int64_t)sizeof(float);
-    for (int64_t b = 0; b < blocks && bytes > 0; b++) {
-        const char *p = (const char *)(planes + (b * H + r0) * W * LANES);
-        for (int64_t off = 0; off < bytes; off += 64) {
-            if (for_write) {
-                __builtin_prefetch(p + off, 1, 3);
-            } else {
-                __builtin_prefetch(p + off, 0, 3);
-            }
+/* A group's outputs, or their gradients: `parts` tensors [N][blocks][H][W][16] taken as one
+ * tensor of parts * blocks channel blocks. */
+typedef struct in_planes {
+    const float *const *part;
+    int64_t blocks;
+} in_planes;
+
+typedef struct out_planes {
+    float *const *part;
+    int64_t blocks;
+} out_planes;
+
+/* Block b of image n of a pass's side (planes of `plane` floats). */
+static const float *in_block(in_planes s, int64_t n, int64_t b, int64_t plane) {
+    return s.part[b / s.blocks] + (n * s.blocks + b % s.blocks) * plane;
+}
+
+static float *out_block(out_planes s, int64_t n, int64_t b, int64_t plane) {
+    return s.part[b / s.blocks] + (n * s.blocks + b % s.blocks) * plane;
+}
+
+/* The next chunk of tile groups for the calling thread. */
+static int64_t claim(int64_t *counter) {
+    int64_t got;
+    NAS_OMP_ATOMIC_CAPTURE
+    got = (*counter)++;
+    return got;
+}
+
+/* Transformed inputs of the `nt` tiles from (image, tile) index g0 of x [N][IB][H][W][16] into
+ * V [IB][36][TILES][16]; the slots of a short last group are zeroed (they multiply zeros). */
+WINO_TARGET static void group_inputs(const float *x, int64_t IB, int64_t H, int64_t W, int64_t g0,
+                                     int64_t nt, float *V) {
+    const int64_t TW = W / 4, NT = (H / 4) * TW, plane = H * W * LANES;
+    for (int64_t t = 0; t < nt; t++) {
+        const int64_t n = (g0 + t) / NT, tile = (g0 + t) % NT;
+        for (int64_t ib = 0; ib < IB; ib++) {
+            input_tile(x + (n * IB + ib) * plane, H, W, tile / TW * 4 - 1, tile % TW * 4 - 1,
+                       V + (ib * POS * TILES + t) * LANES, TILES * LANES);
         }
     }
-}
-
-/* Fetches into cache what `count` tiles from the (image, tile) index `first` on read: the input
- * windows of x ([N][xb][H][W][16]) and the rows of y ([N][yb][H][W][16]: the output, for
- * writing, or the output gradient). */
-static void prefetch_tiles(const float *x, int64_t xb, const float *y, int64_t yb, int64_t H,
-                           int64_t W, int64_t first, int64_t count, int y_for_write) {
-    const int64_t TW = W / 4, NT = (H / 4) * TW;
-    for (int64_t g = first; g < first + count;) {
-        const int64_t n = g / NT, left = first + count - g;
-        const int64_t in_image = NT - g % NT < left ? NT - g % NT : left;
-        const int64_t r0 = g % NT / TW * 4, r1 = (g + in_image - 1) % NT / TW * 4 + 3;
-        prefetch_rows(x + n * xb * H * W * LANES, xb, H, W, r0 - 1, r1 + 1, 0);
-        prefetch_rows(y + n * yb * H * W * LANES, yb, H, W, r0, r1, y_for_write);
-        g += in_image;
+    for (int64_t rest = nt * LANES; nt < TILES && rest < IB * POS * TILES * LANES;
+         rest += TILES * LANES) {
+        memset(V + rest, 0, sizeof(float) * (size_t)((TILES - nt) * LANES));
     }
 }
 
-/* y (= or +=) conv(x, U) for blocked x [N][in/16][H][W][16] and y [N][out/16][H][W][16]. The
- * (image, tile) pairs are numbered across the batch and taken TILES at a time, so groups stay
- * full where an image has few tiles (8x8: four). */
-WINO_TARGET static void wino_run(const float *x, const float *U, float *y, int64_t N, int64_t in,
-                                 int64_t out, int64_t H, int64_t W, int add, float *scratch) {
-    const int64_t IB = in / LANES, OB = out / LANES, TW = W / 4, NT = (H / 4) * TW;
-    const int64_t total = N * NT, groups = (total + TILES - 1) / TILES, per = thread_floats(in);
-    const int64_t plane = H * W * LANES;
+/* One pass: y (= or +=) conv(x, U) for x [N][IB][H][W][16] over `members` convs of geometry c
+ * (the forward, or with `flip` the data gradient, see weights_transform). The team transforms
+ * the weights, then takes the (image, tile) pairs, numbered across the batch so groups stay full
+ * where an image has few tiles (8x8: four), TILES at a time, CLAIM_GROUPS groups per claim; each
+ * group's GEMMs fetch the next group's rows, across claims too. */
+WINO_TARGET static void wino_run(const nas_conv_geom *c, const float *const *w, int members,
+                                 int flip, const float *x, out_planes y, int add, float *scratch) {
+    const int64_t H = c->H, W = c->W, TW = W / 4, NT = (H / 4) * TW, plane = H * W * LANES;
+    const int64_t IB = (flip ? c->O : c->C) / LANES, OB = members * y.blocks;
+    const int64_t total = c->N * NT, groups = (total + TILES - 1) / TILES;
+    const int64_t per = thread_floats(IB * LANES);
+    float *U = align64(scratch), *buffers = U + OB * IB * BLOCK_FLOATS;
+    int64_t next_chunk = 0;
     NAS_OMP_PARALLEL {
-        float *V = scratch + per * nas_thread_id(), *M = V + IB * POS * TILES * LANES;
-        int64_t i0, i1;
-        nas_split_range(groups, nas_thread_count(), nas_thread_id(), &i0, &i1);
-        for (int64_t group = i0; group < i1; group++) {
-            const int64_t g0 = group * TILES, nt = total - g0 < TILES ? total - g0 : TILES;
-            if (group + 1 < i1) {
-                const int64_t next = g0 + TILES;
-                prefetch_tiles(x, IB, y, OB, H, W, next,
-                               total - next < TILES ? total - next : TILES, 1);
-            }
-            for (int64_t t = 0; t < nt; t++) {
-                const int64_t n = (g0 + t) / NT, tile = (g0 + t) % NT;
-                for (int64_t ib = 0; ib < IB; ib++) {
-                    input_tile(x + (n * IB + ib) * plane, H, W, tile / TW * 4 - 1,
-                               tile % TW * 4 - 1, V + (ib * POS * TILES + t) * LANES,
-                               TILES * LANES);
+        weights_transform(c, w, members, flip, U);
+        float *V = buffers + per * nas_thread_id(), *M = V + IB * POS * TILES * LANES;
+        fetch_plan f;
+        for (int64_t chunk = claim(&next_chunk); chunk * CLAIM_GROUPS < groups;) {
+            const int64_t i0 = chunk * CLAIM_GROUPS;
+            const int64_t i1 = i0 + CLAIM_GROUPS < groups ? i0 + CLAIM_GROUPS : groups;
+            for (int64_t group = i0; group < i1; group++) {
+                int64_t ahead = group + 1;
+                if (ahead == i1) {
+                    chunk = claim(&next_chunk);
+                    ahead = chunk * CLAIM_GROUPS;
                 }
-            }
-            for (int64_t rest = nt * LANES; nt < TILES && rest < IB * POS * TILES * LANES;
-                 rest += TILES * LANES) { /* a short last group: its unused slots multiply zeros */
-                memset(V + rest, 0, sizeof(float) * (size_t)((TILES - nt) * LANES));
-            }
-            for (int64_t ob = 0; ob < OB; ob++) {
-                tile_products(U + ob * IB * BLOCK_FLOATS, V, IB, M);
-                for (int64_t t = 0; t < nt; t++) {
-                    const int64_t n = (g0 + t) / NT, tile = (g0 + t) % NT;
-                    output_tile(M + t * POS * LANES, y + (n * OB + ob) * plane, W, tile / TW * 4,
-                                tile % TW * 4, add);
+                plan_start(&f);
+                if (ahead < groups) {
+                    const int64_t a0 = ahead * TILES, an = total - a0 < TILES ? total - a0 : TILES;
+                    plan_tiles(&f, &x, 1, IB, H, W, a0, an, 1, 0);
+                    plan_tiles(&f, (const float *const *)y.part, members, y.blocks, H, W, a0, an, 0,
+                               1);
+                }
+                plan_pace(&f, OB * POS);
+                const int64_t g0 = group * TILES, nt = total - g0 < TILES ? total - g0 : TILES;
+                group_inputs(x, IB, H, W, g0, nt, V);
+                for (int64_t ob = 0; ob < OB; ob++) {
+                    tile_products(U + ob * IB * BLOCK_FLOATS, V, IB, M, &f);
+                    for (int64_t t = 0; t < nt; t++) {
+                        const int64_t n = (g0 + t) / NT, tile = (g0 + t) % NT;
+                        output_tile(M + t * POS * LANES, out_block(y, n, ob, plane), W,
+                                    tile / TW * 4, tile % TW * 4, add);
+                    }
                 }
             }
         }
@@ -394,11 +515,14 @@ WINO_TARGET static void accumulate(float *restrict dU, const float *restrict Yb,
 
 /* Each thread sums dU over its contiguous share of the (image, tile) pairs into its own buffer:
  * batches of WTILES tiles, CHUNK_BATCHES batches to a partial sum, partial sums to the running
- * sum. Returns the team size (the buffers weights_finish reduces). */
-WINO_TARGET static int weights_accumulate(const nas_conv_geom *c, const float *x, const float *dy,
-                                          float *scratch) {
-    const int64_t CB = c->C / LANES, OB = c->O / LANES, H = c->H, W = c->W, TW = W / 4;
-    const int64_t NT = (H / 4) * TW, DU = OB * CB * BLOCK_FLOATS, per = weights_thread_floats(c);
+ * sum. The members' output gradients dy are one side of dy.blocks-block parts (their dU rows in
+ * turn); x is transformed once for all. Returns the team size (the buffers weights_finish
+ * reduces). */
+WINO_TARGET static int weights_accumulate(const nas_conv_geom *c, const float *x, in_planes dy,
+                                          int members, float *scratch) {
+    const int64_t CB = c->C / LANES, OB = members * dy.blocks, H = c->H, W = c->W, TW = W / 4;
+    const int64_t NT = (H / 4) * TW, DU = OB * CB * BLOCK_FLOATS, plane = H * W * LANES;
+    const int64_t per = weights_thread_floats(c, members);
     int team = 1;
     NAS_OMP_PARALLEL {
         const int tid = nas_thread_id();
@@ -407,6 +531,7 @@ WINO_TARGET static int weights_accumulate(const nas_conv_geom *c, const float *x
         }
         float *sum = scratch + per * tid, *part = sum + DU, *V = part + DU;
         float *Yb = V + CB * POS * WSTRIDE;
+        fetch_plan f;
         int64_t g0, g1;
         nas_split_range(c->N * NT, nas_thread_count(), tid, &g0, &g1);
         if (g0 == g1) {
@@ -418,21 +543,25 @@ WINO_TARGET static int weights_accumulate(const nas_conv_geom *c, const float *x
                 const int64_t n = (gb + t) / NT, oh0 = (gb + t) % NT / TW * 4;
                 const int64_t ow0 = (gb + t) % TW * 4;
                 for (int64_t ib = 0; ib < CB; ib++) {
-                    input_tile(x + (n * CB + ib) * H * W * LANES, H, W, oh0 - 1, ow0 - 1,
+                    input_tile(x + (n * CB + ib) * plane, H, W, oh0 - 1, ow0 - 1,
                                V + ib * POS * WSTRIDE + t * LANES, WSTRIDE);
                 }
                 for (int64_t ob = 0; ob < OB; ob++) {
-                    gradient_tile(dy + (n * OB + ob) * H * W * LANES, W, oh0, ow0,
+                    gradient_tile(in_block(dy, n, ob, plane), W, oh0, ow0,
                                   Yb + ob * POS * WSTRIDE + t * LANES, WSTRIDE);
                 }
             }
+            plan_start(&f);
             if (gb + nt < g1) {
-                prefetch_tiles(x, CB, dy, OB, H, W, gb + nt,
-                               g1 - gb - nt < WTILES ? g1 - gb - nt : WTILES, 0);
+                const int64_t ahead = g1 - gb - nt < WTILES ? g1 - gb - nt : WTILES;
+                plan_tiles(&f, &x, 1, CB, H, W, gb + nt, ahead, 1, 0);
+                plan_tiles(&f, dy.part, members, dy.blocks, H, W, gb + nt, ahead, 0, 0);
             }
+            plan_pace(&f, POS);
             float *into = batch < CHUNK_BATCHES ? sum : part;
             const int first = batch % CHUNK_BATCHES == 0;
             for (int p = 0; p < POS; p++) {
+                fetch_some(&f);
                 for (int64_t ob = 0; ob < OB; ob++) {
                     for (int64_t ib = 0; ib < CB; ib++) {
                         accumulate(into + ((ob * CB + ib) * POS + p) * LANES * LANES,
@@ -465,11 +594,12 @@ WINO_TARGET static int weights_accumulate(const nas_conv_geom *c, const float *x
         r2 = _mm512_fmadd_ps(sixth, _mm512_sub_ps(s34, s12), u[5]);                                \
     } while (0)
 
-/* dw += Gᵀ (sum over the team's buffers, in thread order) G, one (in channel, 16 out channels)
- * row at a time. */
+/* dw[m] += Gᵀ (sum over the team's buffers, in thread order) G for each member m, one (in
+ * channel, 16 out channels) row at a time. */
 WINO_TARGET static void weights_finish(const nas_conv_geom *c, const float *scratch, int team,
-                                       float *dw) {
-    const int64_t CB = c->C / LANES, OB = c->O / LANES, per = weights_thread_floats(c);
+                                       float *const *dw, int members) {
+    const int64_t CB = c->C / LANES, OBm = c->O / LANES, OB = members * OBm;
+    const int64_t per = weights_thread_floats(c, members);
     NAS_OMP_FOR
     for (int64_t r = 0; r < OB * CB * LANES; r++) {
         const int64_t ob = r / (CB * LANES), ib = r / LANES % CB, lane = r % LANES;
@@ -495,7 +625,7 @@ WINO_TARGET static void weights_finish(const nas_conv_geom *c, const float *scra
             _mm512_store_ps(taps[k * 3 + 2], r2);
         }
         for (int o = 0; o < LANES; o++) {
-            float *d = dw + ((ob * LANES + o) * c->C + ib * LANES + lane) * 9;
+            float *d = dw[ob / OBm] + ((ob % OBm * LANES + o) * c->C + ib * LANES + lane) * 9;
             for (int k = 0; k < 9; k++) {
                 d[k] += taps[k][o];
             }
@@ -504,37 +634,35 @@ WINO_TARGET static void weights_finish(const nas_conv_geom *c, const float *scra
 }
 #endif
 
-/* Transformed weights first, 64-byte aligned; the threads' tile buffers after them. */
-static void conv_with(const nas_conv_geom *c, const float *in_data, const float *w, int flip,
-                      float *out_data, int add, float *scratch) {
+void nas_conv_wino_forward(const nas_conv_geom *c, const float *x, const float *const *w,
+                           float *const *y, int members, float *scratch) {
 #if WINO_AVX512
-    float *U = align64(scratch);
-    weights_transform(c, w, flip, U);
-    const int64_t in = flip ? c->O : c->C, out = flip ? c->C : c->O;
-    wino_run(in_data, U, out_data, c->N, in, out, c->H, c->W, add,
-             U + (c->O / LANES) * (c->C / LANES) * BLOCK_FLOATS);
+    const out_planes out = {y, c->O / LANES};
+    wino_run(c, w, members, 0, x, out, 0, scratch);
 #else
-    (void)c, (void)in_data, (void)w, (void)flip, (void)out_data, (void)add, (void)scratch;
+    (void)c, (void)x, (void)w, (void)y, (void)members, (void)scratch;
 #endif
 }
 
-void nas_conv_wino_forward(const nas_conv_geom *c, const float *x, const float *w, float *y,
-                           float *scratch) {
-    conv_with(c, x, w, 0, y, 0, scratch);
+void nas_conv_wino_backward_data(const nas_conv_geom *c, const float *dy, const float *w,
+                                 float *dx, int add, float *scratch) {
+#if WINO_AVX512
+    const out_planes out = {&dx, c->C / LANES};
+    wino_run(c, &w, 1, 1, dy, out, add, scratch);
+#else
+    (void)c, (void)dy, (void)w, (void)dx, (void)add, (void)scratch;
+#endif
 }
 
-void nas_conv_wino_backward_data(const nas_conv_geom *c, const float *dy, const float *w, float *dx,
-                                 int add, float *scratch) {
-    conv_with(c, dy, w, 1, dx, add, scratch);
-}
-
-void nas_conv_wino_backward_weights(const nas_conv_geom *c, const float *x, const float *dy,
-                                    float *dw, float *scratch) {
+void nas_conv_wino_backward_weights(const nas_conv_geom *c, const float *x,
+                                    const float *const *dy, float *const *dw, int members,
+                                    float *scratch) {
 #if WINO_AVX512
     float *buffers = align64(scratch);
-    const int team = weights_accumulate(c, x, dy, buffers);
-    weights_finish(c, buffers, team, dw);
+    const in_planes grads = {dy, c->O / LANES};
+    const int team = weights_accumulate(c, x, grads, members, buffers);
+    weights_finish(c, buffers, team, dw, members);
 #else
-    (void)c, (void)x, (void)dy, (void)dw, (void)scratch;
+    (void)c, (void)x, (void)dy, (void)dw, (void)members, (void)scratch;
 #endif
 }

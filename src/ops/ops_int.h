@@ -37,6 +37,17 @@ typedef struct nas_op_desc {
 /* The descriptor of an op kind (asserts the range). */
 const nas_op_desc *nas_op_get(int op);
 
+/* Group the convs that read one x (our Winograd reads x once for all of them: their forwards,
+ * and their weight gradients in the leader's backward) and link them (nas_node.group_next,
+ * group_leader); clears every other node's links. Called by the planner once layouts are set. */
+void nas_conv_plan_groups(nas_graph *g);
+
+/* Whether grouped node m's backward belongs to the backward running now (nodes above the one it
+ * started from do not run). */
+static inline int nas_group_member_runs_backward(const nas_graph *g, const nas_node *m) {
+    return m->index <= g->backward_top && m->requires_grad && m->grad != NULL;
+}
+
 /* 1 when n's backward is the first to write the gradient of its source slot s in the backward
  * running now (its highest-index reader that runs backward, lowest slot first): it may store into
  * that gradient instead of adding to it, saving a read, and, where its op is `stores_first`, the

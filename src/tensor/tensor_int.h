@@ -35,6 +35,13 @@ typedef struct nas_node {
     /* A sum (or add) that is this node's only reader and whose gradient this node's gradient
      * simply is: the sum's backward would copy it unchanged (set by the planner; NULL if none). */
     struct nas_node *grad_host;
+    /* Nodes whose forward one op call computes together (set by the planner: convs reading one
+     * x, ops/conv.c nas_conv_plan_groups). group_next links a group's members in index order
+     * from its first, the leader, whose op runs all their forwards (the executor skips the
+     * others', which have group_leader set); each runs its own backward, where the op may share
+     * work too. NULL when not grouped. */
+    struct nas_node *group_next;
+    struct nas_node *group_leader;
     uint8_t requires_grad;
     uint8_t alias;     /* data (and grad) are views into src[0] at element offset alias_offset */
     /* 0: data and grad are plain (NCHW); B: both are in oneDNN's channel-blocked nChw{B}c
@@ -69,6 +76,8 @@ struct nas_graph {
     int planned;          /* the current recording has been placed in the arena */
     size_t grad_begin;    /* byte offsets of the gradient region (zeroed before backward) */
     size_t grad_end;
+    int64_t backward_top; /* the node the running backward started from (a grouped op leaves
+                             out members above it: their backward does not run) */
     void *scratch;        /* per-op temporary space (e.g. conv backend scratchpad) */
     size_t scratch_cap;
 };
