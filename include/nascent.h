@@ -160,8 +160,10 @@ NAS_API void nas_graph_set_param_grads(nas_graph *g, int enabled);
  * the batch norms, element-wise ops, sums and average pools between them in oneDNN's
  * channel-blocked layout (nChw8c / nChw16c), so the convolutions read and write them with no
  * layout conversion. Values and gradients are those of the plain graph up to float rounding, but
- * the data of those intermediate tensors is then not NCHW: turn it on only where nothing reads
- * intermediate activations through nas_tensor_data (training, the proxies). Inputs, parameters,
+ * the data of those intermediate tensors is then not NCHW, and with gradients on a batch norm (or
+ * a sum of them) read only by a ReLU is folded into it and not written at all: turn it on only
+ * where nothing reads intermediate activations through nas_tensor_data (training, the
+ * proxies). Inputs, parameters,
  * the graph's outputs and every node read by an op without blocked kernels stay plain
  * (NAS_BLOCKED_LAYOUTS=0 in the environment turns it off everywhere). */
 NAS_API void nas_graph_set_blocked_layouts(nas_graph *g, int enabled);

@@ -4,7 +4,9 @@
  * loss, logits, input and parameter gradients and running statistics with blocked layouts as
  * without (within the network's own float32 rounding noise), in training and in inference, and
  * the planner's rules hold: blocked regions exist, every blocked node's readers read that
- * layout, outputs stay plain, an op without blocked kernels forces its source plain.
+ * layout, outputs stay plain, an op without blocked kernels forces its source plain; with
+ * gradients on, batch norms (and their sum) fold into the ReLU after them (ops/fuse.c) and give
+ * the unfolded values bit for bit.
  * test_layout_avx2.c runs the same with oneDNN limited to AVX2 (nChw8c instead of nChw16c). */
 #include "check.h"
 #include "nascent.h"
@@ -21,7 +23,7 @@
 typedef struct step_out {
     float *logits, *dx, *dparams, *params; /* params after the step: running statistics */
     double loss;
-    int64_t n_logits, n_x, n_params, blocked;
+    int64_t n_logits, n_x, n_params, blocked, folded;
 } step_out;
 
 static void step_free(step_out *o) {
@@ -120,6 +122,9 @@ static step_out run_step(nas_ctx *ctx, nas_model *m, const float *params0, float
     o.params = copy_of(nas_params_data(p), o.n_params);
     int64_t wrong_size;
     o.blocked = count_blocked(g, &wrong_size);
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        o.folded += nas_graph_node(g, i)->folded_into != NULL;
+    }
     CHECK(wrong_size == 0, "%lld nodes have an unexpected block size", (long long)wrong_size);
     CHECK(rule_violations(g) == 0, "%lld blocked nodes break the reader rules",
           (long long)rule_violations(g));
@@ -150,8 +155,10 @@ static double bound(double noise) {
 }
 
 /* Blocked and plain runs of model m (3 x hw x hw inputs, 10 classes; freed here) agree within
- * bound(), in training and inference; with `want_blocks` training must have blocked nodes. */
-static void check_model(nas_ctx *ctx, nas_model *m, int64_t hw, int want_blocks, const char *what) {
+ * bound(), in training and inference; with `want_blocks` training must have blocked nodes, with
+ * `want_folds` folded ones (ReLUs after batch norms: only when blocked and training). */
+static void check_model(nas_ctx *ctx, nas_model *m, int64_t hw, int want_blocks, int want_folds,
+                        const char *what) {
     nas_params *p = nas_model_params(m);
     nas_params_init(p, 7);
     float *params0 = copy_of(nas_params_data(p), nas_params_total(p));
@@ -175,6 +182,10 @@ static void check_model(nas_ctx *ctx, nas_model *m, int64_t hw, int want_blocks,
               (long long)plain.blocked);
         /* oneDNN may want plain (or NHWC) tensors for inference: blocks there are optional */
         CHECK(blk.blocked > 0 || !train || !want_blocks, "%s: no node blocked", what);
+        CHECK(plain.folded == 0 && (train || blk.folded == 0),
+              "%s: folds where they must not be (plain %lld, blocked inference %lld)", what,
+              (long long)plain.folded, (long long)blk.folded);
+        CHECK(blk.folded > 0 || !train || !want_folds, "%s: nothing folded", what);
         if (plain.logits != NULL && blk.logits != NULL && naive.logits != NULL) {
             const double loss_noise = fabs(naive.loss - plain.loss) / fabs(plain.loss);
             CHECK(fabs(blk.loss - plain.loss) <= bound(loss_noise) * fabs(plain.loss),
@@ -210,7 +221,7 @@ static void check_network(const nas_nb201_op ops[6], int C, int64_t hw, const ch
     const nas_model_shape shape = {3, (int)hw, (int)hw, 10};
     CHECK(nas_net_nb201(ctx, ops, C, 1, shape, &m) == NAS_OK, "%s: %s", what, nas_errmsg(ctx));
     if (m != NULL) {
-        check_model(ctx, m, hw, 1, what);
+        check_model(ctx, m, hw, 1, 1, what); /* the stem and reduction blocks have BN -> ReLU */
     }
     nas_ctx_free(ctx);
 }
@@ -243,7 +254,7 @@ static void test_other_networks(void) {
     const nas_model_shape shape = {3, 16, 16, 10};
     CHECK(nas_net_mobilenet_v2(ctx, 0.5, shape, &m) == NAS_OK, "mbv2: %s", nas_errmsg(ctx));
     if (m != NULL) {
-        check_model(ctx, m, 16, 1, "mobilenet-v2 x0.5");
+        check_model(ctx, m, 16, 1, 0, "mobilenet-v2 x0.5");
     }
     const char *spaces[3] = {"darts", "mbnet", "nasrl"};
     for (int k = 0; k < 3; k++) {
@@ -254,7 +265,7 @@ static void test_other_networks(void) {
         CHECK(nas_space_open(ctx, spaces[k], &s) == NAS_OK, "%s: %s", spaces[k], nas_errmsg(ctx));
         if (s != NULL && nas_space_decode(ctx, s, "default", &a) == NAS_OK &&
             nas_space_build(ctx, s, &a, &o, &m) == NAS_OK) {
-            check_model(ctx, m, 16, 0, spaces[k]);
+            check_model(ctx, m, 16, 0, 0, spaces[k]);
         } else {
             CHECK(0, "%s: %s", spaces[k], nas_errmsg(ctx));
         }
@@ -304,6 +315,89 @@ static void test_planner_rules(void) {
     nas_ctx_free(ctx);
 }
 
+/* relu(bn(conv)) and relu(bn(conv) + bn(conv)) fold into the ReLU and give the values of the
+ * same graph kept unfolded (the batch norms' outputs also read by the loss), bit for bit, with
+ * the same gradients; running statistics still update. */
+static void test_folds(void) {
+    nas_ctx *ctx = nas_ctx_new();
+    nas_params *p = nas_params_new(ctx);
+    nas_param_id w[2] = {-1, -1}, rm = -1, rv = -1;
+    const int64_t ws[4] = {16, 16, 3, 3}, cs[1] = {16};
+    for (int k = 0; k < 2; k++) {
+        CHECK(nas_params_add(p, k ? "w1" : "w0", 4, ws, NAS_INIT_KAIMING_NORMAL_FAN_OUT,
+                             NAS_PARAM_TRAINABLE, 0, &w[k]) == NAS_OK,
+              "%s", nas_errmsg(ctx));
+    }
+    CHECK(nas_params_add(p, "rm", 1, cs, NAS_INIT_ZEROS, NAS_PARAM_BUFFER, 0, &rm) == NAS_OK &&
+              nas_params_add(p, "rv", 1, cs, NAS_INIT_ONES, NAS_PARAM_BUFFER, 0, &rv) == NAS_OK,
+          "%s", nas_errmsg(ctx));
+    nas_params_init(p, 3);
+    const int64_t xs[4] = {2, 16, 8, 8}, n_x = 2 * 16 * 8 * 8;
+    float *x = malloc((size_t)n_x * sizeof(float));
+    for (int64_t i = 0; i < n_x; i++) {
+        x[i] = (float)sin(0.7 * (double)i) + 0.1f;
+    }
+    for (int two = 0; two < 2; two++) {
+        float *y[2] = {NULL, NULL}, *dx[2] = {NULL, NULL}, *stats[2] = {NULL, NULL};
+        int64_t folded[2] = {0, 0};
+        for (int keep = 0; keep < 2; keep++) {
+            nas_params_zero_grad(p);
+            float *mean = nas_params_data(p) + nas_param_offset(p, rm);
+            float *var = nas_params_data(p) + nas_param_offset(p, rv);
+            for (int c = 0; c < 16; c++) {
+                mean[c] = 0.0f, var[c] = 1.0f; /* the same start for both runs */
+            }
+            nas_graph *g = nas_graph_new(ctx);
+            nas_graph_set_training(g, 1);
+            nas_graph_set_blocked_layouts(g, 1);
+            nas_tensor *in = nas_input_grad(g, 4, xs, x);
+            const nas_conv_args a = {.pad_h = 1, .pad_w = 1};
+            nas_tensor *bn[2];
+            for (int k = 0; k <= two; k++) {
+                nas_tensor *c = nas_conv2d(g, in, nas_param(g, p, w[k]), NULL, &a);
+                bn[k] = nas_batch_norm(g, c, NULL, NULL, k ? NULL : nas_param(g, p, rm),
+                                       k ? NULL : nas_param(g, p, rv), 0.1f, 1e-5f);
+            }
+            nas_tensor *r = nas_relu(g, two ? nas_sum(g, 2, bn) : bn[0]);
+            nas_tensor *loss = nas_sum_all(g, nas_global_avg_pool(g, r));
+            if (keep) { /* a second reader of the norm's output keeps it unfolded (in the same
+                         * layouts: a ReLU and a global pool, as the first) */
+                nas_tensor *other = nas_global_avg_pool(g, nas_relu(g, bn[0]));
+                nas_tensor *l2[2] = {loss, nas_scale(g, nas_sum_all(g, other), 0.0f)};
+                loss = nas_sum(g, 2, l2);
+            }
+            CHECK(nas_graph_forward(g) == NAS_OK && nas_graph_backward(g, loss) == NAS_OK,
+                  "folds: %s", nas_errmsg(ctx));
+            for (int64_t i = 0; i < g->n_nodes; i++) {
+                folded[keep] += nas_graph_node(g, i)->folded_into != NULL;
+            }
+            y[keep] = copy_of(nas_tensor_data(r), nas_tensor_numel(r));
+            dx[keep] = copy_of(nas_tensor_grad(in), n_x);
+            stats[keep] = malloc(32 * sizeof(float));
+            memcpy(stats[keep], mean, 16 * sizeof(float));
+            memcpy(stats[keep] + 16, var, 16 * sizeof(float));
+            nas_graph_free(g);
+        }
+        const size_t ny = (size_t)2 * 16 * 8 * 8 * sizeof(float);
+        CHECK(folded[0] == (two ? 3 : 1) && folded[1] == 0, "%s: %lld folded, %lld kept",
+              two ? "sum of two" : "one norm", (long long)folded[0], (long long)folded[1]);
+        CHECK(memcmp(y[0], y[1], ny) == 0, "%s: folded ReLU output differs",
+              two ? "sum of two" : "one norm");
+        CHECK(normwise(dx[0], dx[1], n_x) < 1e-6, "%s: input gradient differs",
+              two ? "sum of two" : "one norm");
+        CHECK(memcmp(stats[0], stats[1], 32 * sizeof(float)) == 0 && stats[0][0] != 0.0f,
+              "%s: running statistics differ or did not update", two ? "sum of two" : "one norm");
+        for (int k = 0; k < 2; k++) {
+            free(y[k]);
+            free(dx[k]);
+            free(stats[k]);
+        }
+    }
+    free(x);
+    nas_params_free(p);
+    nas_ctx_free(ctx);
+}
+
 int main(void) {
 #ifdef LAYOUT_TEST_AVX2
     /* before any primitive exists: oneDNN then picks nChw8c */
@@ -316,6 +410,7 @@ int main(void) {
     RUN_TEST(test_nb201_odd_sizes);
     RUN_TEST(test_other_networks);
     RUN_TEST(test_planner_rules);
+    RUN_TEST(test_folds);
 #ifdef LAYOUT_TEST_AVX2
     return check_report("test_layout_avx2");
 #else

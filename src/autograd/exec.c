@@ -187,7 +187,7 @@ static nas_status plan(nas_graph *g) {
     if (layout_st != NAS_OK) {
         return layout_st;
     }
-    nas_conv_plan_groups(g); /* needs the layouts */
+    nas_ops_plan_fusions(g); /* needs the layouts */
     size_t *offsets = nas_graph_scratch(g, (size_t)g->n_nodes * (sizeof(size_t) + sizeof(live_block)));
     if (offsets == NULL) {
         return NAS_ERR_NOMEM;

@@ -145,7 +145,7 @@ static nas_status record_train(nas_proxies *pr, nas_model *m, const float *x,
     const uint32_t param_users =
         (1u << NAS_PROXY_GRAD_NORM) | (1u << NAS_PROXY_SNIP) | (1u << NAS_PROXY_GRASP);
     nas_graph_set_param_grads(g, (mask & param_users) != 0);
-    /* the proxies read weights, inputs, ReLU inputs (nwot: per example, in any order) and conv
+    /* the proxies read weights, inputs, ReLU outputs (nwot: per example, in any order) and conv
      * outputs (fisher: layout-aware) */
     nas_graph_set_blocked_layouts(g, 1);
     const int64_t shape[4] = {batch, sh.in_c, sh.in_h, sh.in_w};

@@ -54,11 +54,11 @@ static int64_t freeze_relus(nas_proxies *pr, nas_graph *g) {
         if (n->op != NAS_OP_RELU) {
             continue;
         }
-        const float *x = n->src[0]->data;
+        const float *y = n->data; /* y > 0 where x > 0; x may be folded (ops/fuse.c) */
         float *m = mask + at;
         NAS_OMP_FOR_IF(n->numel >= NAS_PAR_MIN)
         for (int64_t k = 0; k < n->numel; k++) {
-            m[k] = x[k] > 0.0f ? 1.0f : 0.0f;
+            m[k] = y[k] > 0.0f ? 1.0f : 0.0f;
         }
         nas_node *leaf = nas_input(g, n->ndim, n->shape, m);
         if (leaf == NULL) {

@@ -116,8 +116,9 @@ nas_status nas_proxy_nwot(nas_proxies *pr, const nas_proxy_pass *ps, double *out
     for (int64_t i = 0; i < g->n_nodes; i++) {
         const nas_node *n = nas_graph_node(g, i);
         if (n->op == NAS_OP_RELU) {
-            const nas_node *x = n->src[0];
-            add_codes(x->data, B, x->numel / B, readers(g, n), bits, K);
+            /* the codes from the output: y > 0 where x > 0, and x may be a sum or batch norm
+             * folded into the ReLU, never written (ops/fuse.c) */
+            add_codes(n->data, B, n->numel / B, readers(g, n), bits, K);
             n_relu++;
         } else if (n->op == NAS_OP_CONV2D && n->src[0]->op == NAS_OP_ZERO) {
             const int64_t D = n->src[0]->numel / B; /* relu(0): all codes 0, all agree */

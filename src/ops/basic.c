@@ -5,7 +5,8 @@
 #include "simd_int.h"
 
 /* ---- relu: y = max(x, 0), NaN kept (as PyTorch: a NaN must reach the loss check);
- * dy/dx = [x > 0] */
+ * dy/dx = [x > 0] = [y > 0] (the backward reads y: x may be a sum or batch norm folded into the
+ * ReLU and never written, ops/fuse.c) */
 
 nas_tensor *nas_relu(nas_graph *g, nas_tensor *x) {
     if (!nas_ops_sources_ok(g, 1, &x)) {
@@ -15,7 +16,9 @@ nas_tensor *nas_relu(nas_graph *g, nas_tensor *x) {
 }
 
 static nas_status relu_forward(nas_graph *g, nas_node *n) {
-    (void)g;
+    if (n->src[0]->folded_into == n) {
+        return nas_relu_forward_folded(g, n);
+    }
     const float *x = n->src[0]->data;
     float *y = n->data;
     const int64_t len = n->numel;
@@ -32,18 +35,18 @@ static void relu_backward(nas_graph *g, nas_node *n) {
     if (dx == NULL) {
         return;
     }
-    const float *x = n->src[0]->data, *dy = n->grad;
+    const float *y = n->data, *dy = n->grad;
     const int64_t len = n->numel;
     if (nas_grad_first(n, 0)) {
         NAS_OMP_FOR_SIMD
         for (int64_t i = 0; i < len; i++) {
-            dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+            dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
         }
         return;
     }
     NAS_OMP_FOR_SIMD
     for (int64_t i = 0; i < len; i++) {
-        dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+        dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
     }
 }
 
@@ -139,6 +142,9 @@ nas_tensor *nas_add(nas_graph *g, nas_tensor *a, nas_tensor *b) {
 
 static nas_status sum_forward(nas_graph *g, nas_node *n) {
     (void)g;
+    if (n->folded_into != NULL) { /* its ReLU adds the sources (ops/fuse.c) */
+        return NAS_OK;
+    }
     float *y = n->data;
     const int64_t len = n->numel, chunks = (len + SUM_CHUNK - 1) / SUM_CHUNK;
     NAS_OMP_FOR_IF(len >= NAS_PAR_MIN)

@@ -135,6 +135,10 @@ nas_status nas_conv_dnnl_forward(nas_graph *g, nas_node *n);
 /* *done gets bit 0 when dx was accumulated, bit 1 when dw and db were: on an error the caller
  * computes the rest with the naive kernels. */
 nas_status nas_conv_dnnl_backward(nas_graph *g, nas_node *n, unsigned *done);
+/* Group the convs that read one x (our Winograd reads x once for all of them: their forwards,
+ * and their weight gradients in the leader's backward) and link them (nas_node.group_next,
+ * group_leader); clears every other node's links (nas_ops_plan_fusions calls it). */
+void nas_conv_plan_groups(nas_graph *g);
 /* Groups (nas_conv_plan_groups): whether conv node n runs our Winograd (the passes a group can
  * share); a leader's forward of every member; a member's backward: its data gradient (dy is
  * fresh in cache now) and, in the leader's, the weight gradients of every member in the

@@ -78,7 +78,7 @@ nas_tensor *nas_batch_norm(nas_graph *g, nas_tensor *x, nas_tensor *gamma, nas_t
     }
     n->fparam[0] = momentum;
     n->fparam[1] = eps;
-    n->aux_bytes = 2 * (size_t)C * sizeof(float);
+    n->aux_bytes = NAS_BN_AUX_ROWS * (size_t)C * sizeof(float);
     return n;
 }
 
@@ -176,7 +176,8 @@ static double channel_stats(nas_node *n, int64_t c, bn_dims d, int batch, int up
         var = (double)rv->data[c];
     }
     const double invstd = 1.0 / sqrt(var + eps);
-    float *save_mean = n->aux, *save_invstd = save_mean + d.C;
+    float *save_mean = (float *)n->aux + NAS_BN_AUX_MEAN * d.C;
+    float *save_invstd = (float *)n->aux + NAS_BN_AUX_INVSTD * d.C;
     save_mean[c] = (float)mean;
     save_invstd[c] = (float)invstd;
     return invstd;
@@ -248,15 +249,17 @@ static nas_status bn_forward_blocked(nas_graph *g, nas_node *n, bn_dims d, int b
     const nas_node *xn = n->src[0];
     const int64_t B = xn->block;
     const nas_node *gm = bn_src(n, BN_GAMMA), *bt = bn_src(n, BN_BETA);
-    /* scratch: [shift C][partial sums 2 N C] doubles, then [scale C][shift C] floats; as large
-     * as the backward's, which finds it in place (scratch only grows) */
+    /* scratch: [shift C][partial sums 2 N C] doubles, then 4 C floats; as large as the
+     * backward's, which finds it in place (scratch only grows) */
     double *shift = nas_graph_scratch(g, (size_t)d.C * (1 + 2 * d.N) * sizeof(double) +
-                                             2 * (size_t)d.C * sizeof(float));
+                                             4 * (size_t)d.C * sizeof(float));
     if (shift == NULL) {
         return nas_fail(g->ctx, NAS_ERR_NOMEM, "batch_norm: out of memory for scratch");
     }
     double *part = shift + d.C;
-    float *scale = (float *)(part + 2 * d.N * d.C), *beta = scale + d.C;
+    /* kept in aux for a ReLU this apply is folded into (ops/fuse.c) */
+    float *scale = (float *)n->aux + NAS_BN_AUX_SCALE * d.C;
+    float *beta = (float *)n->aux + NAS_BN_AUX_SHIFT * d.C;
     for (int64_t c = 0; c < d.C; c++) {
         shift[c] = (double)xn->data[(c / B) * B * d.HW + c % B]; /* example 0, pixel 0 */
     }
@@ -274,7 +277,9 @@ static nas_status bn_forward_blocked(nas_graph *g, nas_node *n, bn_dims d, int b
         scale[c] = (float)(gam * invstd);
         beta[c] = bt != NULL ? bt->data[c] : 0.0f;
     }
-    blocked_apply(xn->data, n->data, d, B, n->aux, scale, beta);
+    if (n->folded_into == NULL) {
+        blocked_apply(xn->data, n->data, d, B, n->aux, scale, beta);
+    }
     return NAS_OK;
 }
 
@@ -393,7 +398,8 @@ static void blocked_dx(const float *x, const float *dy, float *dx, bn_dims d, in
 static void channel_grad(const nas_node *n, int64_t c, bn_dims d, double sdy, double sdyx,
                          float out[4]) {
     const nas_node *gm = bn_src(n, BN_GAMMA), *bt = bn_src(n, BN_BETA);
-    const float *save_mean = n->aux, *save_invstd = save_mean + d.C;
+    const float *save_mean = (const float *)n->aux + NAS_BN_AUX_MEAN * d.C;
+    const float *save_invstd = (const float *)n->aux + NAS_BN_AUX_INVSTD * d.C;
     const double invstd = (double)save_invstd[c];
     if (gm != NULL && gm->grad != NULL) {
         gm->grad[c] += (float)(sdyx * invstd);

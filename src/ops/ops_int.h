@@ -37,10 +37,16 @@ typedef struct nas_op_desc {
 /* The descriptor of an op kind (asserts the range). */
 const nas_op_desc *nas_op_get(int op);
 
-/* Group the convs that read one x (our Winograd reads x once for all of them: their forwards,
- * and their weight gradients in the leader's backward) and link them (nas_node.group_next,
- * group_leader); clears every other node's links. Called by the planner once layouts are set. */
-void nas_conv_plan_groups(nas_graph *g);
+/* Work the planner merges across nodes (ops/fuse.c), once layouts are set: convs reading one x
+ * run as a group (nas_node.group_next, group_leader), batch norms and their sum fold into the
+ * ReLU after them (folded_into). Sets or clears those links on every node. */
+void nas_ops_plan_fusions(nas_graph *g);
+/* The forward of a ReLU whose source the planner folded into it (src[0]->folded_into). */
+nas_status nas_relu_forward_folded(nas_graph *g, nas_node *r);
+
+/* A batch_norm node's aux: rows of C floats, written by its forward. SCALE and SHIFT (gamma
+ * invstd and beta, the apply's y = (x - mean) scale + shift) are set on the blocked path. */
+enum { NAS_BN_AUX_MEAN = 0, NAS_BN_AUX_INVSTD, NAS_BN_AUX_SCALE, NAS_BN_AUX_SHIFT, NAS_BN_AUX_ROWS };
 
 /* Whether grouped node m's backward belongs to the backward running now (nodes above the one it
  * started from do not run). */

@@ -42,6 +42,10 @@ typedef struct nas_node {
      * work too. NULL when not grouped. */
     struct nas_node *group_next;
     struct nas_node *group_leader;
+    /* The reader whose forward computes this node's value in passing, so this node's own forward
+     * does not write it (set by the planner: batch norms and their sum folded into the ReLU
+     * after them, ops/fuse.c). NULL when not folded. */
+    struct nas_node *folded_into;
     uint8_t requires_grad;
     uint8_t alias;     /* data (and grad) are views into src[0] at element offset alias_offset */
     /* 0: data and grad are plain (NCHW); B: both are in oneDNN's channel-blocked nChw{B}c
