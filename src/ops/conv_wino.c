@@ -315,16 +315,24 @@ static void plan_pace(fetch_plan *f, int64_t steps) {
     f->per_step = (lines + steps - 1) / steps;
 }
 
-static void fetch_some(fetch_plan *f) {
-    for (int64_t k = 0; k < f->per_step && f->span < f->spans; k++) {
-        const char *line = f->from[f->span] + f->at;
+/* The next per_step lines of the plan. */
+static inline __attribute__((always_inline)) void fetch_some(fetch_plan *f) {
+    for (int64_t left = f->per_step; left > 0 && f->span < f->spans;) {
+        const char *from = f->from[f->span] + f->at;
+        const int64_t in_span = (f->bytes[f->span] - f->at + 63) / 64;
+        const int64_t n = in_span < left ? in_span : left;
         if (f->write[f->span]) {
-            __builtin_prefetch(line, 1, 3);
+            for (int64_t i = 0; i < n; i++) {
+                __builtin_prefetch(from + i * 64, 1, 3);
+            }
         } else {
-            __builtin_prefetch(line, 0, 3);
+            for (int64_t i = 0; i < n; i++) {
+                __builtin_prefetch(from + i * 64, 0, 3);
+            }
         }
-        f->at += 64;
-        if (f->at >= f->bytes[f->span]) {
+        left -= n;
+        f->at += n * 64;
+        if (n == in_span) {
             f->span++;
             f->at = 0;
         }
