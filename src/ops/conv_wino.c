@@ -19,9 +19,9 @@
  * data gradients stay per conv (each dy is in cache right after it is made).
  *
  * Measured (bench/bench_conv.sh, bench/RESULTS.md), batch 64, 2 threads, buffers in cache, ms
- * forward / forward + both gradients: 16 channels 32x32 oneDNN 1.26 / 3.88, ours 0.38 / 1.16;
- * 32 channels 16x16 0.99 / 2.66 (oneDNN's Winograd in training), ours 0.33 / 1.00; 64 channels
- * 8x8 0.82 / 1.75, ours 0.29 / 0.86. Activations coming from memory (as inside a network) cost
+ * forward / forward + both gradients: 16 channels 32x32 oneDNN 1.26 / 3.88, ours 0.35 / 1.06;
+ * 32 channels 16x16 0.99 / 2.66 (oneDNN's Winograd in training), ours 0.29 / 0.85; 64 channels
+ * 8x8 0.82 / 1.75, ours 0.26 / 0.77. Activations coming from memory (as inside a network) cost
  * no more once the next tiles' rows are fetched during the current tiles' GEMMs (fetch_plan:
  * before it, 16 channels from memory took 0.70 / 0.78 / 1.02 ms per pass against 0.37 / 0.39 /
  * 0.40 in cache; now ~0.40 either way); with few tiles per weight pair the weight transform
