@@ -23,8 +23,8 @@
 
 enum { FOLD_MAX = 16 }; /* batch norms one ReLU takes */
 
-/* Whether batch norm b, read by `reader` alone, can be folded into ReLU r: blocked like r, its
- * forward's blocked path (which keeps the apply's coefficients in aux). */
+/* Whether batch norm b, read by one node only, can be folded into ReLU r: blocked like r (its
+ * forward's blocked path keeps the apply's coefficients in aux). */
 static int foldable_norm(const nas_node *b, const nas_node *r) {
     return b->op == NAS_OP_BATCH_NORM && b->readers == 1 && b->block == r->block &&
            b->src[0]->block == r->block;

@@ -6,7 +6,8 @@
  *     r = (1 - momentum) r + momentum batch, with the unbiased variance for running_var;
  *     momentum < 0 is a cumulative average instead (BN recalibration, see nascent.h);
  *   eval with running statistics: y = (x - running_mean) / sqrt(running_var + eps) gamma + beta.
- * Forward keeps mean and 1/sqrt(var + eps) per channel in aux for backward, and records in
+ * Forward keeps mean and 1/sqrt(var + eps) per channel in aux for backward (and, blocked, the
+ * apply's scale and shift for a ReLU it may be folded into: rows NAS_BN_AUX_*), and records in
  * iparam[4] whether batch statistics were used (their gradient then flows through the mean and
  * variance as well).
  *
