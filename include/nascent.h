@@ -176,7 +176,12 @@ NAS_API int nas_tensor_ndim(const nas_tensor *t);
 NAS_API int64_t nas_tensor_dim(const nas_tensor *t, int i);
 NAS_API int64_t nas_tensor_numel(const nas_tensor *t);
 NAS_API float *nas_tensor_data(const nas_tensor *t);
-NAS_API float *nas_tensor_grad(const nas_tensor *t); /* NULL where no gradient flows */
+/* A gradient after backward: an input's (nas_input_grad), a parameter's, or an intermediate
+ * tensor's the caller asked to keep with nas_graph_retain_grad; NULL otherwise (no gradient
+ * flows, or the buffer served later gradients once this tensor's backward had run). */
+NAS_API float *nas_tensor_grad(const nas_tensor *t);
+/* Keep t's gradient readable after backward (as PyTorch's retain_grad); replans the graph. */
+NAS_API void nas_graph_retain_grad(nas_graph *g, nas_tensor *t);
 NAS_API const char *nas_tensor_op_name(const nas_tensor *t);
 
 /* Leaves. An input's data is the caller's buffer (not copied; it must live through forward and

@@ -24,7 +24,13 @@ typedef struct step_out {
     float *logits, *dx, *dparams, *params; /* params after the step: running statistics */
     double loss;
     int64_t n_logits, n_x, n_params, blocked, folded;
+    size_t arena;         /* the graph's arena bytes */
+    int logits_grad_kept; /* nas_tensor_grad(logits) != NULL after backward */
 } step_out;
+
+/* run_step's variants (flags): every node's gradient retained (none reused), and a backward
+ * started from the logits with a seed instead of from the loss. */
+enum { STEP_RETAIN_ALL = 1, STEP_FROM_LOGITS = 2 };
 
 static void step_free(step_out *o) {
     free(o->logits);
@@ -84,7 +90,7 @@ static int64_t rule_violations(const nas_graph *g) {
 
 /* One training step (or an inference pass) of model m on x, params restored first. */
 static step_out run_step(nas_ctx *ctx, nas_model *m, const float *params0, float *x,
-                         int32_t *labels, int64_t batch, int train, int blocked) {
+                         int32_t *labels, int64_t batch, int train, int blocked, int flags) {
     step_out o = {0};
     nas_params *p = nas_model_params(m);
     o.n_params = nas_params_total(p);
@@ -101,11 +107,20 @@ static step_out run_step(nas_ctx *ctx, nas_model *m, const float *params0, float
     nas_tensor *logits = nas_model_forward(m, g, xt);
     nas_tensor *loss = nas_softmax_cross_entropy(g, logits, nas_labels(g, batch, labels), 0.0f);
     nas_status st = nas_graph_status(g);
+    for (int64_t i = 0; st == NAS_OK && (flags & STEP_RETAIN_ALL) && i < g->n_nodes; i++) {
+        nas_graph_retain_grad(g, nas_graph_node(g, i));
+    }
     if (st == NAS_OK) {
         st = nas_graph_forward(g);
     }
+    float seed[64];
+    for (int i = 0; i < 64; i++) {
+        seed[i] = (float)cos(0.9 * i);
+    }
     if (st == NAS_OK && train) {
-        st = nas_graph_backward(g, loss);
+        st = (flags & STEP_FROM_LOGITS) && batch * nas_model_get_shape(m).classes <= 64
+                 ? nas_graph_backward_from(g, logits, seed)
+                 : nas_graph_backward(g, loss);
     }
     CHECK(st == NAS_OK, "step: %s", nas_errmsg(ctx));
     if (st != NAS_OK) {
@@ -116,6 +131,8 @@ static step_out run_step(nas_ctx *ctx, nas_model *m, const float *params0, float
         o.dx = copy_of(nas_tensor_grad(xt), o.n_x);
         o.dparams = copy_of(nas_params_grad(p), o.n_params);
     }
+    o.arena = nas_graph_arena_bytes(g);
+    o.logits_grad_kept = train && nas_tensor_grad(logits) != NULL;
     o.loss = nas_tensor_data(loss)[0];
     o.n_logits = batch * sh.classes;
     o.logits = copy_of(nas_tensor_data(logits), o.n_logits);
@@ -173,10 +190,10 @@ static void check_model(nas_ctx *ctx, nas_model *m, int64_t hw, int want_blocks,
         x[i] = (float)sin(0.37 * (double)i) + 0.25f;
     }
     for (int train = 1; train >= 0; train--) {
-        step_out plain = run_step(ctx, m, params0, x, labels, batch, train, 0);
-        step_out blk = run_step(ctx, m, params0, x, labels, batch, train, 1);
+        step_out plain = run_step(ctx, m, params0, x, labels, batch, train, 0, 0);
+        step_out blk = run_step(ctx, m, params0, x, labels, batch, train, 1, 0);
         nas_conv_set_backend(ctx, NAS_CONV_NAIVE);
-        step_out naive = run_step(ctx, m, params0, x, labels, batch, train, 0);
+        step_out naive = run_step(ctx, m, params0, x, labels, batch, train, 0, 0);
         nas_conv_set_backend(ctx, NAS_CONV_AUTO);
         CHECK(plain.blocked == 0, "%s: %lld blocked nodes with blocked layouts off", what,
               (long long)plain.blocked);
@@ -235,6 +252,62 @@ static void test_nb201_mixed_ops(void) {
     check_network(MIXED, 16, 16, "mixed C=16");
     check_network(POOLS, 16, 12, "pools C=16");
     check_network(CONV1, 16, 16, "conv1x1 C=16");
+}
+
+/* Gradient buffers reused during the backward (autograd/exec.c) give the gradients of buffers
+ * kept whole (every node retained) bit for bit, from the loss and from the logits with a seed
+ * (a start whose buffer its reader would claim), plain and blocked; the arena shrinks, and an
+ * intermediate gradient is readable only where retained. */
+static void check_reuse(const nas_nb201_op ops[6], int C, int64_t hw, const char *what) {
+    nas_ctx *ctx = nas_ctx_new();
+    nas_model *m = NULL;
+    const nas_model_shape shape = {3, (int)hw, (int)hw, 10};
+    CHECK(nas_net_nb201(ctx, ops, C, 1, shape, &m) == NAS_OK, "%s: %s", what, nas_errmsg(ctx));
+    if (m == NULL) {
+        nas_ctx_free(ctx);
+        return;
+    }
+    nas_params *p = nas_model_params(m);
+    nas_params_init(p, 5);
+    float *params0 = copy_of(nas_params_data(p), nas_params_total(p));
+    const int64_t batch = 4, n_x = batch * 3 * hw * hw;
+    float *x = malloc((size_t)n_x * sizeof(float));
+    int32_t labels[4] = {2, 7, 1, 8};
+    for (int64_t i = 0; i < n_x; i++) {
+        x[i] = (float)sin(0.53 * (double)i);
+    }
+    for (int flags = 0; flags < 2 * STEP_FROM_LOGITS; flags += STEP_FROM_LOGITS) {
+        for (int blocked = 0; blocked < 2; blocked++) {
+            step_out reused = run_step(ctx, m, params0, x, labels, batch, 1, blocked, flags);
+            step_out kept =
+                run_step(ctx, m, params0, x, labels, batch, 1, blocked, flags | STEP_RETAIN_ALL);
+            const char *how = flags ? "from the logits" : "from the loss";
+            if (reused.dx != NULL && kept.dx != NULL) {
+                CHECK(memcmp(reused.dx, kept.dx, (size_t)n_x * sizeof(float)) == 0 &&
+                          memcmp(reused.dparams, kept.dparams,
+                                 (size_t)kept.n_params * sizeof(float)) == 0,
+                      "%s (blocked %d, %s): reused buffers change the gradients (dx %.3g, "
+                      "params %.3g)", what, blocked, how, normwise(reused.dx, kept.dx, n_x),
+                      normwise(reused.dparams, kept.dparams, kept.n_params));
+                CHECK(reused.arena < kept.arena, "%s (blocked %d): arena %zu, not below %zu",
+                      what, blocked, reused.arena, kept.arena);
+                CHECK(!reused.logits_grad_kept && kept.logits_grad_kept,
+                      "%s: the logits' gradient readable %d (not retained), %d (retained)",
+                      what, reused.logits_grad_kept, kept.logits_grad_kept);
+            }
+            step_free(&reused);
+            step_free(&kept);
+        }
+    }
+    free(x);
+    free(params0);
+    nas_model_free(m);
+    nas_ctx_free(ctx);
+}
+
+static void test_gradient_reuse(void) {
+    check_reuse(ALLCONV, 16, 16, "all-conv C=16");
+    check_reuse(MIXED, 16, 12, "mixed C=16");
 }
 
 /* Sizes whose last stage is odd (12 -> 6 -> 3, 20 -> 10 -> 5): pooling windows at every border.
@@ -411,6 +484,7 @@ int main(void) {
     RUN_TEST(test_other_networks);
     RUN_TEST(test_planner_rules);
     RUN_TEST(test_folds);
+    RUN_TEST(test_gradient_reuse);
 #ifdef LAYOUT_TEST_AVX2
     return check_report("test_layout_avx2");
 #else

@@ -2,18 +2,23 @@
  * forward, and runs reverse-mode autodiff.
  *
  * Planning. With gradients on, every activation is kept for backward, so forward buffers are
- * placed one after another, then one region holds all activation gradients. Before a backward
- * only the gradients that no op stores into first are zeroed (nas_grad_first: for most of a
- * network the first writer overwrites, saving a memset of hundreds of MB per batch-64 NB201
- * step), and a sum's source that only the sum reads has the sum's gradient as its own (the
- * sum's backward would copy it). With gradients off (inference), a buffer is released once its
- * last reader has run and the next buffer takes the lowest gap that fits (first fit), which is
- * what keeps inference memory near the peak of live activations. Either way the arena is one
- * block that only grows, so a steady-state training step never calls the allocator. */
+ * placed one after another; the gradients follow, each buffer live only while the backward
+ * needs it (from its first writer down to its last reader) and its memory reused by later
+ * gradients outside that span (first fit): the region shrinks to the peak of live gradients
+ * (a batch-64 NB201 snip: 1.09 -> 0.66 GB of arena), and a new gradient mostly lands on
+ * memory still in cache. Inputs' gradients and those nas_graph_retain_grad keeps stay whole.
+ * Only the gradients that no op stores into first are zeroed (nas_grad_first: for most of a
+ * network the first writer overwrites), a reused one when the backward reaches it; a sum's
+ * source that only the sum reads has the sum's gradient as its own (the sum's backward would
+ * copy it). With gradients off (inference), a buffer is released once its last reader has run
+ * and the next buffer takes the lowest gap that fits (first fit), which is what keeps inference
+ * memory near the peak of live activations. Either way the arena is one block that only grows,
+ * so a steady-state training step never calls the allocator. */
 #include "ops/layout_int.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #define ALIGN_BYTES 64
 
@@ -73,47 +78,61 @@ static void mark_nodes(nas_graph *g) {
     }
 }
 
+/* A block of the arena in use, sorted by begin; `until` is the last step it is live at. */
 typedef struct live_block {
     size_t begin, end;
-    int64_t last_use;
+    int64_t until;
 } live_block;
+
+/* Drop the blocks no longer live at `step`; returns the bytes released. */
+static size_t release_blocks(live_block *blocks, int64_t *n_live, int64_t step) {
+    int64_t kept = 0;
+    size_t released = 0;
+    for (int64_t b = 0; b < *n_live; b++) {
+        if (blocks[b].until >= step) {
+            blocks[kept++] = blocks[b];
+        } else {
+            released += blocks[b].end - blocks[b].begin;
+        }
+    }
+    *n_live = kept;
+    return released;
+}
+
+/* First fit: the lowest offset where `size` bytes fit between the live blocks; the new block
+ * joins them (room for one more is the caller's), live until step `until`. */
+static size_t place_first_fit(live_block *blocks, int64_t *n_live, size_t size, int64_t until) {
+    size_t at = 0;
+    int64_t pos = 0;
+    for (; pos < *n_live; pos++) {
+        if (blocks[pos].begin >= at + size) {
+            break;
+        }
+        at = blocks[pos].end > at ? blocks[pos].end : at;
+    }
+    for (int64_t b = *n_live; b > pos; b--) {
+        blocks[b] = blocks[b - 1];
+    }
+    blocks[pos] = (live_block){at, at + size, until};
+    (*n_live)++;
+    return at;
+}
 
 /* First-fit placement with release after last use. `blocks` has room for n_nodes entries.
  * Returns the high-water mark; *live_peak gets the largest sum of live bytes. */
-static size_t place_inference(nas_graph *g, live_block *blocks, size_t *offsets, size_t *live_peak) {
+static size_t place_inference(nas_graph *g, live_block *blocks, size_t *offsets,
+                              size_t *live_peak) {
     int64_t n_live = 0;
     size_t high = 0, live = 0;
     *live_peak = 0;
     for (int64_t i = 0; i < g->n_nodes; i++) {
         nas_node *n = nas_graph_node(g, i);
-        /* release buffers whose last reader ran before node i */
-        int64_t kept = 0;
-        for (int64_t b = 0; b < n_live; b++) {
-            if (blocks[b].last_use >= i) {
-                blocks[kept++] = blocks[b];
-            } else {
-                live -= blocks[b].end - blocks[b].begin;
-            }
-        }
-        n_live = kept;
+        live -= release_blocks(blocks, &n_live, i); /* last reader ran before node i */
         if (!owns_buffer(n)) {
             continue;
         }
         const size_t size = data_bytes(n);
-        /* blocks are kept sorted by begin: find the first gap that fits */
-        size_t at = 0;
-        int64_t pos = 0;
-        for (; pos < n_live; pos++) {
-            if (blocks[pos].begin >= at + size) {
-                break;
-            }
-            at = blocks[pos].end > at ? blocks[pos].end : at;
-        }
-        for (int64_t b = n_live; b > pos; b--) {
-            blocks[b] = blocks[b - 1];
-        }
-        blocks[pos] = (live_block){at, at + size, n->last_use};
-        n_live++;
+        const size_t at = place_first_fit(blocks, &n_live, size, n->last_use);
         offsets[i] = at;
         live += size;
         high = at + size > high ? at + size : high;
@@ -180,6 +199,104 @@ static void find_grad_hosts(nas_graph *g) {
     }
 }
 
+/* The node whose buffer holds x's gradient: a hosted gradient is its host's (chains end at a
+ * node with no host). */
+static nas_node *grad_owner(nas_node *x) {
+    while (x->grad_host != NULL) {
+        x = x->grad_host;
+    }
+    return x;
+}
+
+/* A gradient buffer's span in the backward, which runs from the highest node index down: it is
+ * claimed at step `claim` (its owner's highest reader writes it first) and last read at step
+ * `release` (the lowest node sharing it runs its backward, or a conv group's leader reads its
+ * members' output gradients for their weight gradients). */
+typedef struct grad_span {
+    int64_t claim, release, owner;
+} grad_span;
+
+static int later_claim_first(const void *a, const void *b) {
+    const grad_span *x = a, *y = b;
+    return x->claim != y->claim ? (x->claim < y->claim ? 1 : -1)
+                                : (x->owner < y->owner ? 1 : (x->owner > y->owner ? -1 : 0));
+}
+
+/* Spans of the gradient buffers into `spans` (one per owner, in index order; a claim of
+ * INT64_MAX for buffers kept whole: inputs', retained ones, those read through views, whose
+ * readers write through the view). Returns the count. */
+static int64_t find_grad_spans(nas_graph *g, grad_span *spans, int64_t *span_of) {
+    int64_t count = 0;
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        nas_node *n = nas_graph_node(g, i);
+        n->grad_claim = -1;
+        span_of[i] = -1;
+        if (owns_grad(n) && n->grad_host == NULL) {
+            span_of[i] = count;
+            spans[count++] = (grad_span){.claim = -1, .release = i, .owner = i};
+        }
+    }
+    for (int64_t i = 0; i < g->n_nodes; i++) {
+        nas_node *n = nas_graph_node(g, i);
+        const int view = nas_op_get(n->op)->alias;
+        for (int k = 0; k < n->n_src; k++) {
+            nas_node *x = view ? storage_root(n->src[k]) : n->src[k];
+            if (!owns_grad(x) || x->grad_host == n) { /* a host writes no hosted gradient */
+                continue;
+            }
+            grad_span *sp = &spans[span_of[grad_owner(x)->index]];
+            sp->claim = view ? INT64_MAX : (sp->claim > i ? sp->claim : i);
+        }
+        if (owns_grad(n)) {
+            grad_span *sp = &spans[span_of[grad_owner(n)->index]];
+            int64_t low = n->group_leader != NULL ? n->group_leader->index : i;
+            sp->release = low < sp->release ? low : sp->release;
+            if (n->op == NAS_OP_INPUT || n->retain_grad) {
+                sp->claim = INT64_MAX;
+            }
+        }
+    }
+    for (int64_t s = 0; s < count; s++) {
+        if (spans[s].claim == -1) { /* nothing reads it: the backward's start seeds it */
+            spans[s].claim = g->n_nodes;
+        }
+    }
+    return count;
+}
+
+/* Gradient buffers with reuse (see grad_span): buffers kept whole first, then the rest in the
+ * order the backward claims them, each released once its span has passed; placed first fit
+ * from offset 0 of the gradient region into offsets[owner]. Returns the region's size. Steps
+ * are negated node indices, so the backward's order is increasing as place_first_fit expects. */
+static size_t place_gradients(nas_graph *g, grad_span *spans, int64_t count, live_block *blocks,
+                              size_t *offsets) {
+    qsort(spans, (size_t)count, sizeof(*spans), later_claim_first);
+    int64_t n_live = 0;
+    size_t high = 0;
+    for (int64_t s = 0; s < count; s++) {
+        const grad_span *sp = &spans[s];
+        nas_node *n = nas_graph_node(g, sp->owner);
+        const int whole = sp->claim == INT64_MAX;
+        if (!whole) {
+            release_blocks(blocks, &n_live, -sp->claim);
+        }
+        const size_t size = align_up((size_t)n->numel * sizeof(float));
+        const size_t at = place_first_fit(blocks, &n_live, size, whole ? INT64_MAX : -sp->release);
+        offsets[sp->owner] = at;
+        n->grad_claim = whole ? -1 : sp->claim;
+        high = at + size > high ? at + size : high;
+    }
+    return high;
+}
+
+void nas_graph_retain_grad(nas_graph *g, nas_tensor *t) {
+    nas_node *root = storage_root(t);
+    if (!t->retain_grad || !root->retain_grad) {
+        t->retain_grad = root->retain_grad = 1;
+        g->planned = 0;
+    }
+}
+
 static nas_status plan(nas_graph *g) {
     mark_nodes(g);
     /* which nodes are blocked decides the conv nodes' aux sizes: before any placement */
@@ -188,14 +305,20 @@ static nas_status plan(nas_graph *g) {
         return layout_st;
     }
     nas_ops_plan_fusions(g); /* needs the layouts */
-    size_t *offsets = nas_graph_scratch(g, (size_t)g->n_nodes * (sizeof(size_t) + sizeof(live_block)));
+    const int64_t nn = g->n_nodes;
+    size_t *offsets = nas_graph_scratch(g, (size_t)nn * (2 * sizeof(size_t) + sizeof(live_block) +
+                                                         sizeof(grad_span) + sizeof(int64_t)));
     if (offsets == NULL) {
         return NAS_ERR_NOMEM;
     }
+    size_t *grad_offsets = offsets + nn;
+    live_block *blocks = (live_block *)(grad_offsets + nn);
+    grad_span *spans = (grad_span *)(blocks + nn);
+    int64_t *span_of = (int64_t *)(spans + nn);
     size_t total = 0;
     find_grad_hosts(g);
     if (g->grad_enabled) {
-        for (int64_t i = 0; i < g->n_nodes; i++) {
+        for (int64_t i = 0; i < nn; i++) {
             nas_node *n = nas_graph_node(g, i);
             if (owns_buffer(n)) {
                 offsets[i] = total;
@@ -203,23 +326,21 @@ static nas_status plan(nas_graph *g) {
             }
         }
         g->grad_begin = total;
-        for (int64_t i = 0; i < g->n_nodes; i++) {
-            nas_node *n = nas_graph_node(g, i);
-            if (owns_grad(n) && n->grad_host == NULL) {
-                total += align_up((size_t)n->numel * sizeof(float));
-            }
-        }
+        const int64_t count = find_grad_spans(g, spans, span_of);
+        total += place_gradients(g, spans, count, blocks, grad_offsets);
         g->grad_end = total;
     } else {
         size_t live_peak;
-        total = place_inference(g, (live_block *)(offsets + g->n_nodes), offsets, &live_peak);
+        total = place_inference(g, blocks, offsets, &live_peak);
         g->grad_begin = g->grad_end = total;
+        for (int64_t i = 0; i < nn; i++) {
+            nas_graph_node(g, i)->grad_claim = -1;
+        }
     }
     if (ensure_arena(g, total) != NAS_OK) {
         return nas_fail(g->ctx, NAS_ERR_NOMEM, "graph: out of memory for a %zu-byte arena", total);
     }
-    size_t grad_at = g->grad_begin;
-    for (int64_t i = 0; i < g->n_nodes; i++) {
+    for (int64_t i = 0; i < nn; i++) {
         nas_node *n = nas_graph_node(g, i);
         if (owns_buffer(n)) {
             n->data = (float *)(g->arena + offsets[i]);
@@ -229,8 +350,7 @@ static nas_status plan(nas_graph *g) {
         if (n->op == NAS_OP_INPUT || owns_buffer(n)) {
             n->grad = NULL;
             if (n->requires_grad && n->grad_host == NULL) {
-                n->grad = (float *)(g->arena + grad_at);
-                grad_at += align_up((size_t)n->numel * sizeof(float));
+                n->grad = (float *)(g->arena + g->grad_begin + grad_offsets[i]);
             }
         }
     }
@@ -239,6 +359,13 @@ static nas_status plan(nas_graph *g) {
         nas_node *n = nas_graph_node(g, i);
         if (n->grad_host != NULL) {
             n->grad = n->grad_host->grad;
+            n->grad_claim = n->grad_host->grad_claim;
+        }
+    }
+    for (int64_t i = 0; i < nn; i++) { /* views: their root's buffer (kept whole) */
+        nas_node *n = nas_graph_node(g, i);
+        if (nas_op_get(n->op)->alias) {
+            n->grad_claim = storage_root(n)->grad_claim;
         }
     }
     g->planned = 1;
@@ -304,6 +431,21 @@ size_t nas_graph_node_signature(const nas_graph *g, int64_t i, char *buf, size_t
     return (size_t)len;
 }
 
+/* Zero the claimed buffers node n's backward writes first (or, none writing it, reads). */
+static void zero_claimed(nas_node *n) {
+    if (n->zero_pending && n->first_writer < 0) {
+        memset(n->grad, 0, (size_t)n->numel * sizeof(float));
+        n->zero_pending = 0;
+    }
+    for (int s = 0; s < n->n_src; s++) {
+        nas_node *x = n->src[s];
+        if (x->zero_pending && x->first_writer == n->index && x->first_slot == s) {
+            memset(x->grad, 0, (size_t)x->numel * sizeof(float));
+            x->zero_pending = 0;
+        }
+    }
+}
+
 static int backward_runs(const nas_node *n) {
     const nas_op_desc *d = nas_op_get(n->op);
     return n->requires_grad && n->grad != NULL && d->backward != NULL && !d->alias;
@@ -313,6 +455,7 @@ static nas_status run_backward(nas_graph *g, nas_node *from) {
     g->backward_top = from->index;
     for (int64_t i = from->index; i >= 0; i--) {
         nas_node *n = nas_graph_node(g, i);
+        zero_claimed(n);
         if (backward_runs(n)) {
             nas_op_get(n->op)->backward(g, n);
         }
@@ -345,13 +488,17 @@ static void assign_first_writers(nas_graph *g, const nas_node *t) {
 }
 
 /* Zero the gradients no backward stores into first: the rest are overwritten before anything
- * reads them (for a batch-64 NB201 snip that is most of a ~300 MB region not touched twice).
- * A hosted gradient is its host's buffer, zeroed (or not) as the host's. */
-static void zero_unstored(nas_graph *g) {
+ * reads them (for a batch-64 NB201 snip that is most of the gradients). A buffer kept whole, or
+ * claimed above the backward's start t (nothing above t runs), is zeroed now; a reused buffer
+ * only once the backward has claimed it: zero_pending, done by run_backward before its first
+ * writer runs (or, where none runs, before its owner's own backward). A hosted gradient is its
+ * host's buffer, zeroed (or not) as the host's. */
+static void zero_unstored(nas_graph *g, const nas_node *t) {
     const int64_t n_nodes = g->n_nodes;
     NAS_OMP_FOR_DYNAMIC_IF(n_nodes > 64)
     for (int64_t i = 0; i < n_nodes; i++) {
-        const nas_node *n = nas_graph_node(g, i);
+        nas_node *n = nas_graph_node(g, i);
+        n->zero_pending = 0;
         if (!owns_grad(n) || n->grad == NULL || n->grad_host != NULL) {
             continue;
         }
@@ -359,8 +506,13 @@ static void zero_unstored(nas_graph *g) {
             n->first_writer >= 0 ? nas_op_get(nas_graph_node(g, n->first_writer)->op)->stores_first
                                  : 0u;
         const int stored = (slots >> n->first_slot) & 1u;
-        if (!stored) {
+        if (stored) {
+            continue;
+        }
+        if (n->grad_claim < 0 || n->grad_claim > t->index) {
             memset(n->grad, 0, (size_t)n->numel * sizeof(float));
+        } else {
+            n->zero_pending = 1;
         }
     }
 }
@@ -378,7 +530,7 @@ static nas_status backward_prepare(nas_graph *g, nas_node *t) {
                         "that needs a gradient", nas_op_get(t->op)->name);
     }
     assign_first_writers(g, t);
-    zero_unstored(g);
+    zero_unstored(g, t);
     return NAS_OK;
 }
 

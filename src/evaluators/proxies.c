@@ -144,7 +144,8 @@ static nas_status record_train(nas_proxies *pr, nas_model *m, const float *x,
      * gradients a conv's backward is one pass (data) instead of two (data and weights) */
     const uint32_t param_users =
         (1u << NAS_PROXY_GRAD_NORM) | (1u << NAS_PROXY_SNIP) | (1u << NAS_PROXY_GRASP);
-    nas_graph_set_param_grads(g, (mask & param_users) != 0);
+    const int param_grads = (mask & param_users) != 0;
+    nas_graph_set_param_grads(g, param_grads);
     /* the proxies read weights, inputs, ReLU outputs (nwot: per example, in any order) and conv
      * outputs (fisher: layout-aware) */
     nas_graph_set_blocked_layouts(g, 1);
@@ -153,12 +154,24 @@ static nas_status record_train(nas_proxies *pr, nas_model *m, const float *x,
     ps->p = nas_model_params(m);
     ps->g = g;
     ps->batch = batch;
-    ps->x = nas_input_grad(g, 4, shape, xb);
+    /* dL/dx: jacob_cov's Jacobian, or (no parameter gradients) what makes the activations'
+     * gradients flow; snip and grad_norm alone skip the stem conv's data pass */
+    ps->x = (mask & (1u << NAS_PROXY_JACOB_COV)) || !param_grads
+                ? nas_input_grad(g, 4, shape, xb)
+                : nas_input(g, 4, shape, xb);
     ps->logits = nas_model_forward(m, g, ps->x);
     ps->loss = nas_softmax_cross_entropy(g, ps->logits, nas_labels(g, batch, yb), 0.0f);
     nas_status st = nas_graph_status(g);
     if (st != NAS_OK) {
         return nas_fail(ctx, st, "proxies: recording the network failed: %s", nas_errmsg(ctx));
+    }
+    if (mask & (1u << NAS_PROXY_FISHER)) { /* it reads the conv and linear outputs' gradients */
+        for (int64_t i = 0; i < g->n_nodes; i++) {
+            nas_node *n = nas_graph_node(g, i);
+            if (nas_proxy_weight_of(n) >= 0) {
+                nas_graph_retain_grad(g, n);
+            }
+        }
     }
     return nas_graph_forward(g);
 }

@@ -158,7 +158,7 @@ float *nas_tensor_data(const nas_tensor *t) {
 }
 
 float *nas_tensor_grad(const nas_tensor *t) {
-    return t->grad;
+    return t->grad_claim < 0 ? t->grad : NULL; /* a reused buffer holds others' gradients */
 }
 
 void nas_tensor_set_data(nas_tensor *t, float *data) {

@@ -46,6 +46,15 @@ typedef struct nas_node {
      * does not write it (set by the planner: batch norms and their sum folded into the ReLU
      * after them, ops/fuse.c). NULL when not folded. */
     struct nas_node *folded_into;
+    /* Gradient placement (autograd/exec.c): with gradients on, a gradient buffer is live only
+     * from the backward step that first writes it (grad_claim, the index of its highest reader)
+     * to the one that last reads it, and its memory serves other gradients outside that span;
+     * -1 where the buffer is the node's alone (inputs, retained gradients, gradients of hosted or
+     * viewed nodes follow their owner). zero_pending: a claimed buffer to zero when the backward
+     * reaches its first writer (set per backward call). */
+    int64_t grad_claim;
+    uint8_t retain_grad; /* the gradient stays readable after backward (nas_tensor_retain_grad) */
+    uint8_t zero_pending;
     uint8_t requires_grad;
     uint8_t alias;     /* data (and grad) are views into src[0] at element offset alias_offset */
     /* 0: data and grad are plain (NCHW); B: both are in oneDNN's channel-blocked nChw{B}c
@@ -78,7 +87,7 @@ struct nas_graph {
     char *arena;
     size_t arena_cap;
     int planned;          /* the current recording has been placed in the arena */
-    size_t grad_begin;    /* byte offsets of the gradient region (zeroed before backward) */
+    size_t grad_begin;    /* byte offsets of the gradient region (buffers reused, exec.c) */
     size_t grad_end;
     int64_t backward_top; /* the node the running backward started from (a grouped op leaves
                              out members above it: their backward does not run) */
