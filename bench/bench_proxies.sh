@@ -4,7 +4,8 @@
 #   bench/bench_proxies.sh [--long]
 #
 # Always: per-architecture time of each proxy on the NB201 all-nor_conv_3x3 cell (C = 16, N = 5,
-# CIFAR-10 shapes, batch 64, 2 threads; build + init + score, median of 5) for nascent and for
+# CIFAR-10 shapes, batch 64, 2 threads; build + init + score, median of 5, alternating rounds:
+# see below) for nascent and for
 # PyTorch (bench/bench_proxies_torch.py) in the same run, printed as `speedup proxy_NAME X`
 # (X = PyTorch time / ours; target >= 3), and `ceiling proxy_NAME Y`, the speedup the machine's
 # FMA peak allows direct convolutions (see below).
@@ -45,12 +46,23 @@ macs=$("$NAS" proxies --space nb201 --arch "$ALL_CONV3" --proxy macs --json | js
 passes() { case "$1" in snip|grad_norm) echo 3 ;; jacob_cov|fisher) echo 2 ;; nwot) echo 1 ;;
            grasp) echo 15 ;; *) echo 0 ;; esac; }
 
-echo "== proxies: per-architecture time, NB201 all-conv3x3 C=16 N=5, batch 64, 2 threads"
+# The host is shared and its speed swings by up to 1.5x over seconds to minutes; our five runs
+# take ~0.6 s against PyTorch's ~2 s, so one slow spell could fall on one side only. The two
+# therefore alternate, ROUNDS times (NAS_BENCH_ROUNDS, default 3), each a median of 5, and the
+# speedup is the ratio of the medians over rounds: both sides sample the same spells.
+rounds=${NAS_BENCH_ROUNDS:-3}
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+echo "== proxies: per-architecture time, NB201 all-conv3x3 C=16 N=5, batch 64, 2 threads, $rounds rounds"
 for p in synflow snip grad_norm nwot jacob_cov grasp fisher; do
-    ours=$("$NAS" proxies --space nb201 --arch "$ALL_CONV3" --proxy "$p" --batch 64 --synthetic \
-           --threads 2 --repeat 5 --json | json_field seconds)
-    torch=$("$PY" bench/bench_proxies_torch.py --repeat 5 --threads 2 "$p" | awk '{print $3}')
-    echo "proxy_$p nascent ${ours}s torch ${torch}s"
+    ours_all="" torch_all=""
+    for ((r = 0; r < rounds; r++)); do
+        ours_all="$ours_all $("$NAS" proxies --space nb201 --arch "$ALL_CONV3" --proxy "$p" --batch 64 \
+                   --synthetic --threads 2 --repeat 5 --json | json_field seconds)"
+        torch_all="$torch_all $("$PY" bench/bench_proxies_torch.py --repeat 5 --threads 2 "$p" | awk '{print $3}')"
+    done
+    ours=$(echo "$ours_all" | median)
+    torch=$(echo "$torch_all" | median)
+    echo "proxy_$p nascent ${ours}s torch ${torch}s (rounds: nascent$ours_all; torch$torch_all)"
     awk -v t="$torch" -v o="$ours" -v p="$p" 'BEGIN { if (o > 0) printf "speedup proxy_%s %.2f\n", p, t / o }'
     awk -v t="$torch" -v m="$macs" -v k="$(passes "$p")" -v pk="$peak" -v p="$p" 'BEGIN {
         gf = 2 * m * 64 * k / 1e9

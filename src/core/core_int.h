@@ -57,9 +57,6 @@ void nas_mem_advise_large(void *ptr, size_t bytes);
     NAS_PRAGMA(omp parallel for schedule(dynamic, 4) if (parallel : cond))
 #define NAS_OMP_FOR_COLLAPSE2 _Pragma("omp parallel for collapse(2) schedule(static)")
 #define NAS_OMP_PARALLEL   _Pragma("omp parallel")
-/* inside a NAS_OMP_PARALLEL region: the team shares the loop (static split, barrier after) */
-#define NAS_OMP_TEAM_FOR   _Pragma("omp for schedule(static)")
-#define NAS_OMP_ATOMIC_CAPTURE _Pragma("omp atomic capture")
 static inline int nas_thread_id(void) {
     return omp_get_thread_num();
 }
@@ -75,8 +72,6 @@ static inline int nas_max_threads(void) {
 #define NAS_OMP_FOR_DYNAMIC_IF(cond)
 #define NAS_OMP_FOR_COLLAPSE2
 #define NAS_OMP_PARALLEL
-#define NAS_OMP_TEAM_FOR
-#define NAS_OMP_ATOMIC_CAPTURE
 static inline int nas_thread_id(void) {
     return 0;
 }

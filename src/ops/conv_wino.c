@@ -35,6 +35,7 @@
  * proxy's rank correlation is unchanged to 3 decimals. */
 #include "conv_int.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -58,13 +59,14 @@ enum {
     /* Batches summed in registers-then-memory before they are added to the running sum, so
      * rounding grows with the number of chunks, not of tiles. */
     CHUNK_BATCHES = 8,
-    /* Tile groups a thread claims at a time (a shared counter balances the threads: a static
-     * split left one of two threads waiting ~10% of the passes on this shared host). */
+    /* Tile groups a thread takes at a time (chunk_share: a static split left one of two threads
+     * waiting ~10% of the passes on this shared host). */
     CLAIM_GROUPS = 4,
     /* The most 16x16 channel-block pairs of transformed weights one pass handles (a 64-channel
      * conv, or a group of convs sharing x whose blocks add up to as many): 16 x 36 KB, what the
      * tile GEMMs stream per group of tiles, and the weight gradient's per-thread sums. */
-    MAX_BLOCK_PAIRS = 16
+    MAX_BLOCK_PAIRS = 16,
+    CHUNK_SHARE_FLOATS = 16 /* a thread's chunk_share: one cache line */
 };
 
 int nas_conv_wino_suits(const nas_conv_geom *c, int has_bias) {
@@ -108,7 +110,8 @@ int nas_conv_wino_group_fits(const nas_conv_geom *c, int members) {
 size_t nas_conv_wino_scratch_bytes(const nas_conv_geom *c, int members) {
     const int64_t weights = members * (c->O / LANES) * (c->C / LANES) * BLOCK_FLOATS;
     const int64_t widest = c->C > c->O ? c->C : c->O;
-    const int64_t data = weights + thread_floats(widest) * nas_max_threads();
+    const int64_t data =
+        (CHUNK_SHARE_FLOATS + weights + thread_floats(widest)) * nas_max_threads();
     const int64_t grad = weights_thread_floats(c, members) * nas_max_threads();
     return (size_t)((data > grad ? data : grad) + ALIGN_FLOATS) * sizeof(float);
 }
@@ -164,7 +167,10 @@ static float *align64(float *p) {
  * convs of one geometry sharing x, w[m] [O][C][3][3]: rows are the members' output blocks in
  * turn. flip: the data gradient's (one member; kernels transposed, taps reversed). One row per
  * (member, output block, input channel), 16 output channels per vector with their taps
- * gathered; called inside a parallel region, the team shares the rows. */
+ * gathered. Each thread makes its own copy: a copy shared by the team, each thread making half
+ * the rows, made each thread read the other half from the other core, which at the far
+ * placements of this host (see chunk_share) cost more than making all of it (64 channels: 590
+ * KB of U, ~10 us to make). */
 WINO_TARGET static void weights_transform(const nas_conv_geom *c, const float *const *w,
                                           int members, int flip, float *U) {
     const int64_t out = flip ? c->C : c->O, in = flip ? c->O : c->C;
@@ -174,7 +180,6 @@ WINO_TARGET static void weights_transform(const nas_conv_geom *c, const float *c
         _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                            _mm512_set1_epi32((int)(flip ? 9 : c->C * 9)));
     const int64_t rows = members * OBm * in;
-    NAS_OMP_TEAM_FOR
     for (int64_t r = 0; r < rows; r++) {
         const int64_t m = r / (OBm * in), ob = r / in % OBm, b = r % in;
         const float *k = flip ? w[m] + (b * c->C + ob * LANES) * 9 + 8
@@ -387,12 +392,52 @@ static float *out_block(out_planes s, int64_t n, int64_t b, int64_t plane) {
     return s.part[b / s.blocks] + (n * s.blocks + b % s.blocks) * plane;
 }
 
-/* The next chunk of tile groups for the calling thread. */
-static int64_t claim(int64_t *counter) {
-    int64_t got;
-    NAS_OMP_ATOMIC_CAPTURE
-    got = (*counter)++;
-    return got;
+/* A thread's share of a pass's chunks of tile groups, [lo, hi) packed in one word on its own
+ * cache line: the owner takes chunks from the front; a thread done with its own takes from the
+ * back of another's. So each thread keeps the contiguous images it owns in every other pass
+ * (batch norms, ReLUs and the weight gradient split the batch in halves too), and stealing the
+ * tail keeps the balance one shared counter gave. Why it matters: this shared host sometimes
+ * places our two vCPUs far apart (a cache line between them takes ~450 ns against ~100), and
+ * then every line one thread reads after the other wrote it is slow. The 16-channel forward in
+ * cache (bench_conv) at such placements: tiles from one shared counter and a weight transform
+ * shared by the team 0.79-0.82 ms, tiles split statically 0.58-0.62, with the shares and each
+ * thread's own transformed weights (weights_transform) 0.34, as fast as at close placements. */
+typedef struct chunk_share {
+    _Atomic uint64_t range;
+    char pad[64 - sizeof(uint64_t)];
+} chunk_share;
+
+static void share_init(chunk_share *s, int64_t chunks, int team, int me) {
+    int64_t lo, hi;
+    nas_split_range(chunks, team, me, &lo, &hi);
+    atomic_store_explicit(&s->range, (uint64_t)hi << 32 | (uint64_t)lo, memory_order_relaxed);
+}
+
+/* Take the front (or, `back`, the back) chunk of a share; -1 when it is empty. */
+static int64_t share_take(chunk_share *s, int back) {
+    uint64_t r = atomic_load_explicit(&s->range, memory_order_relaxed);
+    for (;;) {
+        const uint64_t lo = r & 0xffffffffu, hi = r >> 32;
+        if (lo >= hi) {
+            return -1;
+        }
+        const uint64_t want = back ? (hi - 1) << 32 | lo : hi << 32 | (lo + 1);
+        if (atomic_compare_exchange_weak_explicit(&s->range, &r, want, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            return (int64_t)(back ? hi - 1 : lo);
+        }
+    }
+}
+
+/* The calling thread's next chunk: its own share's first, else the last of the next non-empty
+ * share (of `sharers`: one per thread the team may have; a smaller team takes the missing
+ * threads' shares this way too). */
+static int64_t next_chunk(chunk_share *shares, int sharers, int me) {
+    int64_t c = share_take(&shares[me], 0);
+    for (int k = 1; c < 0 && k < sharers; k++) {
+        c = share_take(&shares[(me + k) % sharers], 1);
+    }
+    return c;
 }
 
 /* Transformed inputs of the `nt` tiles from (image, tile) index g0 of x [N][IB][H][W][16] into
@@ -414,30 +459,38 @@ WINO_TARGET static void group_inputs(const float *x, int64_t IB, int64_t H, int6
 }
 
 /* One pass: y (= or +=) conv(x, U) for x [N][IB][H][W][16] over `members` convs of geometry c
- * (the forward, or with `flip` the data gradient, see weights_transform). The team transforms
- * the weights, then takes the (image, tile) pairs, numbered across the batch so groups stay full
- * where an image has few tiles (8x8: four), TILES at a time, CLAIM_GROUPS groups per claim; each
- * group's GEMMs fetch the next group's rows, across claims too. */
+ * (the forward, or with `flip` the data gradient, see weights_transform). Each thread
+ * transforms the weights, then takes the (image, tile) pairs, numbered across the batch so
+ * groups stay full where an image has few tiles (8x8: four), TILES at a time, CLAIM_GROUPS
+ * groups per chunk from the shares (chunk_share, one per possible thread, set before the team
+ * starts); each group's GEMMs fetch the next group's rows, across chunks too. */
 WINO_TARGET static void wino_run(const nas_conv_geom *c, const float *const *w, int members,
                                  int flip, const float *x, out_planes y, int add, float *scratch) {
     const int64_t H = c->H, W = c->W, TW = W / 4, NT = (H / 4) * TW, plane = H * W * LANES;
     const int64_t IB = (flip ? c->O : c->C) / LANES, OB = members * y.blocks;
     const int64_t total = c->N * NT, groups = (total + TILES - 1) / TILES;
-    const int64_t per = thread_floats(IB * LANES);
-    float *U = align64(scratch), *buffers = U + OB * IB * BLOCK_FLOATS;
-    int64_t next_chunk = 0;
+    const int64_t per = OB * IB * BLOCK_FLOATS + thread_floats(IB * LANES);
+    const int sharers = nas_max_threads();
+    chunk_share *shares = (chunk_share *)align64(scratch);
+    float *buffers = (float *)(shares + sharers);
+    const int64_t chunks = (groups + CLAIM_GROUPS - 1) / CLAIM_GROUPS;
+    for (int k = 0; k < sharers; k++) {
+        share_init(&shares[k], chunks, sharers, k);
+    }
     NAS_OMP_PARALLEL {
+        const int me = nas_thread_id();
+        float *U = buffers + per * me, *V = U + OB * IB * BLOCK_FLOATS;
+        float *M = V + IB * POS * TILES * LANES;
         weights_transform(c, w, members, flip, U);
-        float *V = buffers + per * nas_thread_id(), *M = V + IB * POS * TILES * LANES;
         fetch_plan f;
-        for (int64_t chunk = claim(&next_chunk); chunk * CLAIM_GROUPS < groups;) {
+        for (int64_t chunk = next_chunk(shares, sharers, me); chunk >= 0;) {
             const int64_t i0 = chunk * CLAIM_GROUPS;
             const int64_t i1 = i0 + CLAIM_GROUPS < groups ? i0 + CLAIM_GROUPS : groups;
             for (int64_t group = i0; group < i1; group++) {
                 int64_t ahead = group + 1;
                 if (ahead == i1) {
-                    chunk = claim(&next_chunk);
-                    ahead = chunk * CLAIM_GROUPS;
+                    chunk = next_chunk(shares, sharers, me);
+                    ahead = chunk >= 0 ? chunk * CLAIM_GROUPS : groups;
                 }
                 plan_start(&f);
                 if (ahead < groups) {
