@@ -161,6 +161,79 @@ static void test_init_and_names(void) {
     nas_ctx_free(ctx);
 }
 
+/* A model's parameters as built and initialised (seed 9) in `ctx` with `threads` threads:
+ * data and gradient blocks copied out (caller frees); the allocator calls building took. */
+typedef struct built {
+    float *data, *grad;
+    int64_t total;
+    long build_calls;
+} built;
+
+static built build_nb201(nas_ctx *ctx, check_alloc_counter *ca, int C, int N, int threads) {
+    built b = {0};
+    nas_set_threads(threads);
+    nas_model *m = NULL;
+    const long before = ca->calls;
+    CHECK(nas_net_nb201(ctx, ALLCONV, C, N, CIFAR, &m) == NAS_OK, "%s", nas_errmsg(ctx));
+    b.build_calls = ca->calls - before;
+    if (m != NULL) {
+        nas_params *p = nas_model_params(m);
+        nas_params_init(p, 9);
+        b.total = nas_params_total(p);
+        b.data = malloc((size_t)b.total * sizeof(float));
+        b.grad = malloc((size_t)b.total * sizeof(float));
+        memcpy(b.data, nas_params_data(p), (size_t)b.total * sizeof(float));
+        memcpy(b.grad, nas_params_grad(p), (size_t)b.total * sizeof(float));
+        for (int64_t k = 0; k < b.total; k++) { /* as a backward leaves them */
+            nas_params_grad(p)[k] = 0.5f;
+        }
+        nas_model_free(m);
+    }
+    nas_set_threads(2);
+    return b;
+}
+
+static int same_params(const built *a, const built *b) {
+    return a->total == b->total && a->data != NULL && b->data != NULL &&
+           memcmp(a->data, b->data, (size_t)a->total * sizeof(float)) == 0 &&
+           memcmp(a->grad, b->grad, (size_t)a->total * sizeof(float)) == 0;
+}
+
+/* Models built one after another in one context (as the proxies score architectures) reuse the
+ * last one's parameter blocks (nas_keep_spare) and get the parameters, and zero gradients, of
+ * a model built in a fresh context; initialisation gives the same values on one thread as on
+ * two (small tensors fill in parallel with each other, large ones one after another). */
+static void test_rebuilt_models(void) {
+    check_alloc_counter fresh_ca = {0}, ca = {0};
+    nas_ctx *fresh = nas_ctx_new_with_allocator(check_counting_alloc, &fresh_ca);
+    built want_big = build_nb201(fresh, &fresh_ca, 16, 5, 1);
+    built want_small = build_nb201(fresh, &fresh_ca, 8, 2, 1);
+    nas_ctx_free(fresh);
+    nas_ctx *ctx = nas_ctx_new_with_allocator(check_counting_alloc, &ca);
+    built runs[4] = {build_nb201(ctx, &ca, 16, 5, 2), build_nb201(ctx, &ca, 8, 2, 2),
+                     build_nb201(ctx, &ca, 16, 5, 2), build_nb201(ctx, &ca, 16, 5, 2)};
+    const built *want[4] = {&want_big, &want_small, &want_big, &want_big};
+    for (int i = 0; i < 4; i++) {
+        int64_t nonzero = 0;
+        for (int64_t k = 0; runs[i].grad != NULL && k < runs[i].total; k++) {
+            nonzero += runs[i].grad[k] != 0.0f;
+        }
+        CHECK(same_params(&runs[i], want[i]) && nonzero == 0,
+              "model %d: parameters differ from a fresh context's on one thread (%lld nonzero "
+              "gradients)", i, (long long)nonzero);
+        free(runs[i].data);
+        free(runs[i].grad);
+    }
+    CHECK(runs[3].build_calls < runs[0].build_calls,
+          "a rebuilt model allocated as often as the first (%ld vs %ld calls)",
+          runs[3].build_calls, runs[0].build_calls);
+    free(want_big.data);
+    free(want_big.grad);
+    free(want_small.data);
+    free(want_small.grad);
+    nas_ctx_free(ctx);
+}
+
 /* The NAS use case: a new graph recorded for every step (on the same nas_graph) must not call
  * the allocator once the first steps have sized the arenas. */
 static void test_rebuild_no_alloc(void) {
@@ -202,5 +275,6 @@ int main(void) {
     RUN_TEST(test_all_cells_run);
     RUN_TEST(test_init_and_names);
     RUN_TEST(test_rebuild_no_alloc);
+    RUN_TEST(test_rebuilt_models);
     return check_report("test_nets");
 }

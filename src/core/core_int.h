@@ -10,6 +10,7 @@
 #include <string.h>
 
 #define NAS_ERRMSG_MAX 1024
+#define NAS_SPARES     2 /* a model's parameter and gradient blocks */
 
 struct nas_ctx {
     nas_alloc_fn alloc; /* every allocation of the library goes through here */
@@ -18,6 +19,10 @@ struct nas_ctx {
     char errmsg[NAS_ERRMSG_MAX];
     void *backend;      /* the conv backend's cache (oneDNN engine, primitives); owned */
     void (*backend_free)(nas_ctx *ctx, void *backend);
+    /* Large blocks freed for reuse (nas_keep_spare): a parameter block per architecture scored
+     * otherwise costs fresh pages each time. Owned; NULL where empty. */
+    void *spare[NAS_SPARES];
+    size_t spare_bytes[NAS_SPARES];
 };
 
 /* Return NAS_ERR_ARG with a message naming the failed condition and function. */
@@ -31,6 +36,13 @@ nas_status nas_vfail(nas_ctx *ctx, nas_status code, const char *fmt, va_list ap)
 
 /* Ask for transparent huge pages over a large block's aligned interior (arenas; a hint only). */
 void nas_mem_advise_large(void *ptr, size_t bytes);
+/* Keep a freed block of `bytes` (allocated with nas_malloc) for reuse instead of freeing it: the
+ * context then owns it (it may free a smaller spare to make room, or the block itself when it is
+ * below NAS_SPARE_MIN). */
+void nas_keep_spare(nas_ctx *ctx, void *ptr, size_t bytes);
+/* The smallest kept block of at least `bytes` (its size in *got), taken out of the context's
+ * keeping; NULL when none fits. Its contents are stale. */
+void *nas_take_spare(nas_ctx *ctx, size_t bytes, size_t *got);
 
 /* OpenMP: parallel loops only when compiled with OpenMP. Reductions are done per thread into
  * fixed slots and combined in thread order, so results depend only on the thread count. */

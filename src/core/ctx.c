@@ -47,6 +47,9 @@ void nas_ctx_free(nas_ctx *ctx) {
     if (ctx == NULL) {
         return;
     }
+    for (int i = 0; i < NAS_SPARES; i++) {
+        nas_free(ctx, ctx->spare[i], ctx->spare_bytes[i]);
+    }
     if (ctx->backend_free != NULL) {
         ctx->backend_free(ctx, ctx->backend);
     }
@@ -154,6 +157,49 @@ void nas_mem_advise_large(void *ptr, size_t bytes) {
     (void)ptr;
     (void)bytes;
 #endif
+}
+
+enum { NAS_SPARE_MIN = 1 << 20 }; /* smaller blocks come back cheaply from malloc */
+
+void nas_keep_spare(nas_ctx *ctx, void *ptr, size_t bytes) {
+    if (ptr == NULL) {
+        return;
+    }
+    int slot = -1;
+    for (int i = 0; i < NAS_SPARES && bytes >= NAS_SPARE_MIN; i++) {
+        if (ctx->spare[i] == NULL) {
+            slot = i;
+            break;
+        }
+        if (ctx->spare_bytes[i] < bytes && (slot < 0 || ctx->spare_bytes[i] < ctx->spare_bytes[slot])) {
+            slot = i; /* the smallest spare smaller than this block */
+        }
+    }
+    if (slot < 0) {
+        nas_free(ctx, ptr, bytes);
+        return;
+    }
+    nas_free(ctx, ctx->spare[slot], ctx->spare_bytes[slot]);
+    ctx->spare[slot] = ptr;
+    ctx->spare_bytes[slot] = bytes;
+}
+
+void *nas_take_spare(nas_ctx *ctx, size_t bytes, size_t *got) {
+    int best = -1;
+    for (int i = 0; i < NAS_SPARES; i++) {
+        if (ctx->spare[i] != NULL && ctx->spare_bytes[i] >= bytes &&
+            (best < 0 || ctx->spare_bytes[i] < ctx->spare_bytes[best])) {
+            best = i;
+        }
+    }
+    if (best < 0) {
+        return NULL;
+    }
+    void *p = ctx->spare[best];
+    *got = ctx->spare_bytes[best];
+    ctx->spare[best] = NULL;
+    ctx->spare_bytes[best] = 0;
+    return p;
 }
 
 char *nas_strdup(nas_ctx *ctx, const char *s) {

@@ -21,20 +21,24 @@ void nas_params_free(nas_params *p) {
         nas_free(ctx, p->entries[i].name, strlen(p->entries[i].name) + 1);
     }
     nas_free(ctx, p->entries, (size_t)p->cap_entries * sizeof(nas_param_entry));
-    nas_free(ctx, p->data, (size_t)p->cap_total * sizeof(float));
-    nas_free(ctx, p->grad, (size_t)p->cap_total * sizeof(float));
+    nas_keep_spare(ctx, p->data, (size_t)p->cap_total * sizeof(float));
+    nas_keep_spare(ctx, p->grad, (size_t)p->cap_total * sizeof(float));
     nas_free(ctx, p, sizeof(nas_params));
 }
 
 /* A new block of new_b bytes holding the old one's old_b bytes, the rest zero; the old block is
- * freed (NULL when out of memory, the old block kept). Huge pages are asked for before the first
- * touch: a network of millions of parameters is built anew for every architecture scored. */
-static float *grown_copy(nas_ctx *ctx, float *old, size_t old_b, size_t new_b) {
-    char *p = nas_malloc(ctx, new_b);
+ * freed (NULL when out of memory, the old block kept). The blocks of a model freed earlier are
+ * reused (nas_keep_spare: a network of millions of parameters is built anew for every
+ * architecture scored, and fresh pages cost a fault each); a fresh block gets huge pages asked
+ * for before its first touch. */
+static float *grown_copy(nas_ctx *ctx, float *old, size_t old_b, char *p, size_t new_b) {
     if (p == NULL) {
-        return NULL;
+        p = nas_malloc(ctx, new_b);
+        if (p == NULL) {
+            return NULL;
+        }
+        nas_mem_advise_large(p, new_b);
     }
-    nas_mem_advise_large(p, new_b);
     if (old != NULL) {
         memcpy(p, old, old_b);
     }
@@ -51,16 +55,29 @@ static nas_status grow_block(nas_params *p, int64_t need) {
     while (cap < need) {
         cap *= 2;
     }
-    const size_t old_b = (size_t)p->cap_total * sizeof(float), new_b = (size_t)cap * sizeof(float);
-    float *data = grown_copy(p->ctx, p->data, old_b, new_b);
-    if (data == NULL) {
+    size_t new_b = (size_t)cap * sizeof(float), got_data = 0, got_grad = 0;
+    /* a kept pair of blocks (a model built before) is taken whole: no growth after it */
+    char *spare_data = nas_take_spare(p->ctx, new_b, &got_data);
+    char *spare_grad = spare_data != NULL ? nas_take_spare(p->ctx, new_b, &got_grad) : NULL;
+    if (spare_grad != NULL) {
+        new_b = got_data < got_grad ? got_data : got_grad;
+        cap = (int64_t)(new_b / sizeof(float));
+        new_b = (size_t)cap * sizeof(float);
+    } else if (spare_data != NULL) {
+        nas_keep_spare(p->ctx, spare_data, got_data);
+        spare_data = NULL;
+    }
+    const size_t old_b = (size_t)p->cap_total * sizeof(float);
+    float *data = grown_copy(p->ctx, p->data, old_b, spare_data, new_b);
+    float *grad = data != NULL ? grown_copy(p->ctx, p->grad, old_b, spare_grad, new_b) : NULL;
+    if (grad == NULL) {
+        /* data (grown) stays: capacity is only raised once both are */
+        if (data != NULL) {
+            p->data = data;
+        }
         return NAS_ERR_NOMEM;
     }
     p->data = data;
-    float *grad = grown_copy(p->ctx, p->grad, old_b, new_b);
-    if (grad == NULL) {
-        return NAS_ERR_NOMEM;
-    }
     p->grad = grad;
     p->cap_total = cap;
     return NAS_OK;
@@ -163,9 +180,25 @@ static void init_entry(nas_params *p, int64_t i, uint64_t seed) {
     }
 }
 
+/* Every entry draws from its own stream, so the order (and the thread) filling it changes no
+ * value: large entries fill in parallel one after another, the many small ones (below the size
+ * where one fill goes parallel: a network's first stages, its biases and norms) in parallel with
+ * each other. */
 void nas_params_init(nas_params *p, uint64_t seed) {
-    for (int64_t i = 0; i < p->n_entries; i++) {
-        init_entry(p, i, seed);
+    const int64_t n = p->n_entries;
+    int64_t small = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (p->entries[i].numel >= NAS_PAR_MIN) {
+            init_entry(p, i, seed);
+        } else {
+            small += p->entries[i].numel;
+        }
+    }
+    NAS_OMP_FOR_DYNAMIC_IF(small >= NAS_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        if (p->entries[i].numel < NAS_PAR_MIN) {
+            init_entry(p, i, seed);
+        }
     }
 }
 
