@@ -171,7 +171,8 @@ void nas_keep_spare(nas_ctx *ctx, void *ptr, size_t bytes) {
             slot = i;
             break;
         }
-        if (ctx->spare_bytes[i] < bytes && (slot < 0 || ctx->spare_bytes[i] < ctx->spare_bytes[slot])) {
+        const int smaller = ctx->spare_bytes[i] < bytes;
+        if (smaller && (slot < 0 || ctx->spare_bytes[i] < ctx->spare_bytes[slot])) {
             slot = i; /* the smallest spare smaller than this block */
         }
     }

@@ -18,10 +18,15 @@
  * transforms each input tile once for all of them, and so does the leader's weight gradient;
  * data gradients stay per conv (each dy is in cache right after it is made).
  *
+ * Threads share as little as they can: each transforms its own copy of the weights and keeps to
+ * its half of the batch, the half the other ops give it, stealing only the tail of the other's
+ * (chunk_share): at this host's far vCPU placements a line written by one thread and read by
+ * the other costs ~450 ns, and sharing made the passes up to 2.4x slower there.
+ *
  * Measured (bench/bench_conv.sh, bench/RESULTS.md), batch 64, 2 threads, buffers in cache, ms
- * forward / forward + both gradients: 16 channels 32x32 oneDNN 1.26 / 3.88, ours 0.35 / 1.06;
- * 32 channels 16x16 0.99 / 2.66 (oneDNN's Winograd in training), ours 0.29 / 0.85; 64 channels
- * 8x8 0.82 / 1.75, ours 0.26 / 0.77. Activations coming from memory (as inside a network) cost
+ * forward / forward + both gradients: 16 channels 32x32 oneDNN 1.26 / 3.88, ours 0.32 / 0.98;
+ * 32 channels 16x16 0.99 / 2.66 (oneDNN's Winograd in training), ours 0.26 / 0.77; 64 channels
+ * 8x8 0.82 / 1.75, ours 0.24 / 0.73. Activations coming from memory (as inside a network) cost
  * no more once the next tiles' rows are fetched during the current tiles' GEMMs (fetch_plan:
  * before it, 16 channels from memory took 0.70 / 0.78 / 1.02 ms per pass against 0.37 / 0.39 /
  * 0.40 in cache; now ~0.40 either way); with few tiles per weight pair the weight transform
@@ -110,8 +115,7 @@ int nas_conv_wino_group_fits(const nas_conv_geom *c, int members) {
 size_t nas_conv_wino_scratch_bytes(const nas_conv_geom *c, int members) {
     const int64_t weights = members * (c->O / LANES) * (c->C / LANES) * BLOCK_FLOATS;
     const int64_t widest = c->C > c->O ? c->C : c->O;
-    const int64_t data =
-        (CHUNK_SHARE_FLOATS + weights + thread_floats(widest)) * nas_max_threads();
+    const int64_t data = (CHUNK_SHARE_FLOATS + weights + thread_floats(widest)) * nas_max_threads();
     const int64_t grad = weights_thread_floats(c, members) * nas_max_threads();
     return (size_t)((data > grad ? data : grad) + ALIGN_FLOATS) * sizeof(float);
 }

@@ -56,16 +56,16 @@ static nas_status grow_block(nas_params *p, int64_t need) {
         cap *= 2;
     }
     size_t new_b = (size_t)cap * sizeof(float), got_data = 0, got_grad = 0;
-    /* a kept pair of blocks (a model built before) is taken whole: no growth after it */
+    /* a kept pair of equal blocks (a model built before) is taken whole: no growth after it */
     char *spare_data = nas_take_spare(p->ctx, new_b, &got_data);
     char *spare_grad = spare_data != NULL ? nas_take_spare(p->ctx, new_b, &got_grad) : NULL;
-    if (spare_grad != NULL) {
-        new_b = got_data < got_grad ? got_data : got_grad;
+    if (spare_grad != NULL && got_grad == got_data && got_data % sizeof(float) == 0) {
+        new_b = got_data;
         cap = (int64_t)(new_b / sizeof(float));
-        new_b = (size_t)cap * sizeof(float);
-    } else if (spare_data != NULL) {
+    } else {
         nas_keep_spare(p->ctx, spare_data, got_data);
-        spare_data = NULL;
+        nas_keep_spare(p->ctx, spare_grad, got_grad);
+        spare_data = spare_grad = NULL;
     }
     const size_t old_b = (size_t)p->cap_total * sizeof(float);
     float *data = grown_copy(p->ctx, p->data, old_b, spare_data, new_b);
