@@ -59,7 +59,7 @@ static nas_status grow_block(nas_params *p, int64_t need) {
     /* a kept pair of equal blocks (a model built before) is taken whole: no growth after it */
     char *spare_data = nas_take_spare(p->ctx, new_b, &got_data);
     char *spare_grad = spare_data != NULL ? nas_take_spare(p->ctx, new_b, &got_grad) : NULL;
-    if (spare_grad != NULL && got_grad == got_data && got_data % sizeof(float) == 0) {
+    if (spare_grad != NULL && got_grad == got_data) {
         new_b = got_data;
         cap = (int64_t)(new_b / sizeof(float));
     } else {
