@@ -229,7 +229,6 @@ static int64_t find_grad_spans(nas_graph *g, grad_span *spans, int64_t *span_of)
     int64_t count = 0;
     for (int64_t i = 0; i < g->n_nodes; i++) {
         nas_node *n = nas_graph_node(g, i);
-        n->grad_claim = -1;
         span_of[i] = -1;
         if (owns_grad(n) && n->grad_host == NULL) {
             span_of[i] = count;
@@ -317,6 +316,9 @@ static nas_status plan(nas_graph *g) {
     int64_t *span_of = (int64_t *)(spans + nn);
     size_t total = 0;
     find_grad_hosts(g);
+    for (int64_t i = 0; i < nn; i++) { /* placement sets the reused buffers' claims */
+        nas_graph_node(g, i)->grad_claim = -1;
+    }
     if (g->grad_enabled) {
         for (int64_t i = 0; i < nn; i++) {
             nas_node *n = nas_graph_node(g, i);
@@ -333,9 +335,6 @@ static nas_status plan(nas_graph *g) {
         size_t live_peak;
         total = place_inference(g, blocks, offsets, &live_peak);
         g->grad_begin = g->grad_end = total;
-        for (int64_t i = 0; i < nn; i++) {
-            nas_graph_node(g, i)->grad_claim = -1;
-        }
     }
     if (ensure_arena(g, total) != NAS_OK) {
         return nas_fail(g->ctx, NAS_ERR_NOMEM, "graph: out of memory for a %zu-byte arena", total);
@@ -362,12 +361,7 @@ static nas_status plan(nas_graph *g) {
             n->grad_claim = n->grad_host->grad_claim;
         }
     }
-    for (int64_t i = 0; i < nn; i++) { /* views: their root's buffer (kept whole) */
-        nas_node *n = nas_graph_node(g, i);
-        if (nas_op_get(n->op)->alias) {
-            n->grad_claim = storage_root(n)->grad_claim;
-        }
-    }
+    /* a view's grad_claim stays -1: reading its root through it keeps the root's buffer whole */
     g->planned = 1;
     return NAS_OK;
 }

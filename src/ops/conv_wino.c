@@ -408,12 +408,13 @@ static float *out_block(out_planes s, int64_t n, int64_t b, int64_t plane) {
  * thread's own transformed weights (weights_transform) 0.34, as fast as at close placements. */
 typedef struct chunk_share {
     _Atomic uint64_t range;
-    char pad[64 - sizeof(uint64_t)];
+    char pad[CHUNK_SHARE_FLOATS * sizeof(float) - sizeof(uint64_t)];
 } chunk_share;
+_Static_assert(sizeof(chunk_share) == CHUNK_SHARE_FLOATS * sizeof(float), "one line per share");
 
-static void share_init(chunk_share *s, int64_t chunks, int team, int me) {
+static void share_init(chunk_share *s, int64_t chunks, int sharers, int me) {
     int64_t lo, hi;
-    nas_split_range(chunks, team, me, &lo, &hi);
+    nas_split_range(chunks, sharers, me, &lo, &hi);
     atomic_store_explicit(&s->range, (uint64_t)hi << 32 | (uint64_t)lo, memory_order_relaxed);
 }
 
